@@ -1,0 +1,313 @@
+"""Image datasets held in memory as uint8 tensors.
+
+Every dataset is loaded once into ``(N, C, H, W)`` uint8 images and int64 labels. Decoded
+arrays are cached as ``.npy`` under ``$CNNZOO_CACHE`` (default ``~/.cache/cnnzoo``), keyed by the
+source files' paths, sizes and mtimes, so later starts skip the gzip decoding.
+
+Where the files are looked for, first match wins:
+
+1. ``data_dir`` (the CLI's ``--data-dir``), either the directory with the files or its parent;
+2. ``$CNNZOO_DATA``, the same way;
+3. the Debian package's directory (``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST).
+
+Other datasets register themselves with :func:`register_dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cnnzoo.data.idx import IdxError, read_idx
+
+__all__ = [
+    "ImageDataset",
+    "DatasetSpec",
+    "DatasetNotFoundError",
+    "DatasetFormatError",
+    "register_dataset",
+    "list_datasets",
+    "load_dataset",
+    "dataset_spec",
+    "FASHION_MNIST_CLASSES",
+]
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not where they were looked for; the message says how to get them."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file exists but is malformed; the message names the file."""
+
+
+@dataclass
+class ImageDataset:
+    """An in-memory split: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+
+    name: str
+    split: str
+    images: Tensor
+    labels: Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    root: Path | None = None
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    def subset(self, n: int, *, seed: int = 0) -> ImageDataset:
+        """A class-stratified-by-chance random subset of ``n`` samples (all if n >= len)."""
+        if n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return ImageDataset(self.name, self.split, self.images[idx], self.labels[idx], self.classes,
+                            self.mean, self.std, self.root)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to find and read one dataset.
+
+    ``loader(root, split) -> (images uint8 NCHW numpy, labels int64 numpy)`` reads a split;
+    ``files`` are the names that must exist under ``root`` (used to find the directory and to
+    key the cache); ``debian_dir``/``debian_package`` say where Debian installs it, if anywhere.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    loader: Callable[[Path, str], tuple[np.ndarray, np.ndarray]]
+    files: tuple[str, ...]
+    subdirs: tuple[str, ...] = ()
+    debian_dir: str | None = None
+    debian_package: str | None = None
+    cacheable: bool = True
+    description: str = ""
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    for key in (spec.name, *spec.aliases):
+        if key in _DATASETS:
+            raise ValueError(f"dataset {key!r} is already registered")
+        _DATASETS[key] = spec
+    return spec
+
+
+def list_datasets() -> list[str]:
+    return sorted({s.name for s in _DATASETS.values()})
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    key = name.lower().replace("_", "-")
+    if key not in _DATASETS:
+        import difflib
+
+        close = difflib.get_close_matches(key, list(_DATASETS), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}")
+    return _DATASETS[key]
+
+
+# ----------------------------------------------------------------------------- locating files
+def _find_file(root: Path, stem: str) -> Path | None:
+    for cand in (root / stem, root / f"{stem}.gz"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _has_files(root: Path, spec: DatasetSpec) -> bool:
+    return all(_find_file(root, f) is not None for f in spec.files)
+
+
+def _candidates(base: Path, spec: DatasetSpec) -> list[Path]:
+    return [base, *(base / s for s in spec.subdirs)]
+
+
+def locate(spec: DatasetSpec, data_dir: str | Path | None = None) -> Path:
+    """The directory holding ``spec``'s files, or :class:`DatasetNotFoundError` saying how to get them."""
+    tried: list[str] = []
+    sources: list[tuple[str, Path]] = []
+    if data_dir is not None:
+        sources.append(("--data-dir", Path(data_dir).expanduser()))
+    env = os.environ.get("CNNZOO_DATA")
+    if env:
+        sources.append(("$CNNZOO_DATA", Path(env).expanduser()))
+    if spec.debian_dir:
+        sources.append(("Debian package", Path(spec.debian_dir)))
+    for label, base in sources:
+        for cand in _candidates(base, spec):
+            if _has_files(cand, spec):
+                return cand
+        tried.append(f"{label}: {base}")
+        if label == "--data-dir":  # an explicit directory that is wrong is an error, not a fallback
+            break
+    files = ", ".join(f"{f}[.gz]" for f in spec.files)
+    how = []
+    if spec.debian_package:
+        how.append(f"  sudo apt-get install {spec.debian_package}     # installs to {spec.debian_dir}")
+    how.append(f"  export CNNZOO_DATA=/path/to/dir   # or pass --data-dir /path/to/dir ({spec.name} files inside)")
+    raise DatasetNotFoundError(
+        f"{spec.name} not found. Looked in: {'; '.join(tried) or 'nowhere (no directory given)'}.\n"
+        f"Expected the files {files}.\nTo get it:\n" + "\n".join(how)
+    )
+
+
+# ----------------------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    env = os.environ.get("CNNZOO_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "cnnzoo"
+
+
+def _cache_key(spec: DatasetSpec, root: Path, split: str) -> str:
+    h = hashlib.sha1(f"{spec.name}|{split}|v1".encode())
+    for f in spec.files:
+        p = _find_file(root, f)
+        if p is not None:
+            st = p.stat()
+            h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return f"{spec.name}-{split}-{h.hexdigest()[:16]}"
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cached(spec: DatasetSpec, root: Path, split: str, use_cache: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not (use_cache and spec.cacheable):
+        return spec.loader(root, split)
+    key = _cache_key(spec, root, split)
+    d = cache_dir()
+    xi, yi = d / f"{key}-images.npy", d / f"{key}-labels.npy"
+    if xi.is_file() and yi.is_file():
+        try:
+            x = np.load(xi, allow_pickle=False)
+            y = np.load(yi, allow_pickle=False)
+            if x.shape[0] == y.shape[0]:
+                return x, y
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is rebuilt below
+    x, y = spec.loader(root, split)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        _atomic_save_npy(xi, x)
+        _atomic_save_npy(yi, y)
+    except OSError:
+        pass  # a read-only home is fine: we just decode every time
+    return x, y
+
+
+def load_dataset(
+    name: str, split: str = "train", *, data_dir: str | Path | None = None, use_cache: bool = True
+) -> ImageDataset:
+    """Load one split of a registered dataset into memory.
+
+    Args:
+        name: ``"fashion-mnist"``, ``"mnist"``, or any registered dataset (:func:`list_datasets`).
+        split: ``"train"`` or ``"test"``.
+        data_dir: where the files are (else ``$CNNZOO_DATA``, else the Debian path).
+        use_cache: read and write the decoded ``.npy`` cache.
+
+    Raises:
+        DatasetNotFoundError: the files are missing; the message gives the exact fix.
+        DatasetFormatError: a file is corrupt or truncated; the message names it.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    spec = dataset_spec(name)
+    root = locate(spec, data_dir)
+    try:
+        x, y = _load_cached(spec, root, split, use_cache)
+    except IdxError as e:
+        raise DatasetFormatError(str(e)) from e
+    images = torch.from_numpy(np.ascontiguousarray(x))
+    labels = torch.from_numpy(np.ascontiguousarray(y)).long()
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise DatasetFormatError(f"{spec.name} loader returned {images.dtype} {tuple(images.shape)}, "
+                                 "expected uint8 (N, C, H, W)")
+    return ImageDataset(spec.name, split, images, labels, spec.classes, spec.mean, spec.std, root)
+
+
+# ----------------------------------------------------------------------------- MNIST family (IDX)
+def _idx_loader(prefixes: dict[str, str]) -> Callable[[Path, str], tuple[np.ndarray, np.ndarray]]:
+    def load(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+        stem = prefixes[split]
+        xp = _find_file(root, f"{stem}-images-idx3-ubyte")
+        yp = _find_file(root, f"{stem}-labels-idx1-ubyte")
+        if xp is None or yp is None:
+            raise DatasetNotFoundError(f"{root}: missing {stem}-images-idx3-ubyte or {stem}-labels-idx1-ubyte")
+        x = read_idx(xp, expect_ndim=3)
+        y = read_idx(yp, expect_ndim=1)
+        if x.dtype != np.uint8 or y.dtype != np.uint8:
+            raise IdxError(f"{xp}/{yp.name}: expected unsigned-byte IDX data, got {x.dtype}/{y.dtype}")
+        if x.shape[0] != y.shape[0]:
+            raise IdxError(f"{xp} has {x.shape[0]:,} images but {yp} has {y.shape[0]:,} labels")
+        return x[:, None], y.astype(np.int64)
+
+    return load
+
+
+_MNIST_FILES = tuple(f"{s}-{k}" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+
+register_dataset(DatasetSpec(
+    name="fashion-mnist",
+    aliases=("fashionmnist", "fmnist"),
+    classes=FASHION_MNIST_CLASSES,
+    mean=(0.2860,),
+    std=(0.3530,),
+    loader=_idx_loader({"train": "train", "test": "t10k"}),
+    files=_MNIST_FILES,
+    subdirs=("fashion-mnist", "FashionMNIST/raw"),
+    debian_dir="/usr/share/datasets/fashion-mnist",
+    debian_package="dataset-fashion-mnist",
+    description="Zalando's Fashion-MNIST: 60k/10k 28x28 grayscale, 10 clothing classes",
+))
+register_dataset(DatasetSpec(
+    name="mnist",
+    classes=MNIST_CLASSES,
+    mean=(0.1307,),
+    std=(0.3081,),
+    loader=_idx_loader({"train": "train", "test": "t10k"}),
+    files=_MNIST_FILES,
+    subdirs=("mnist", "MNIST/raw"),
+    description="LeCun's MNIST digits: 60k/10k 28x28 grayscale (any directory of its IDX files)",
+))

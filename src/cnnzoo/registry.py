@@ -1,0 +1,204 @@
+"""The model registry: ``register_model``, ``list_models`` and ``create_model``.
+
+In the spirit of torchvision's ``models/_api.py`` and timm's ``_registry.py``, but tiny:
+a builder function is registered together with a :class:`ModelConfig` that describes the
+paper's defaults (input size, normalisation, minimum input size, citation).
+
+Builders are keyword-only functions ``builder(*, num_classes, in_chans, **kwargs) -> nn.Module``.
+``create_model`` fills ``num_classes`` and ``in_chans`` from the config when they are not given,
+and attaches the resolved config to the model as ``model.default_cfg``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported lazily so that `cnnzoo list` starts fast
+    from torch import nn
+
+__all__ = [
+    "ModelConfig",
+    "UnknownModelError",
+    "register_model",
+    "list_models",
+    "create_model",
+    "get_model_config",
+    "is_model",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model's defaults, as its paper states them.
+
+    Attributes:
+        input_size: (C, H, W) of the paper's input.
+        min_input_size: side of the smallest square input that still yields a valid output.
+        num_classes: default number of classes (the paper's).
+        mean, std: per-channel normalisation of the paper's data (repeated or averaged when
+            ``in_chans`` differs).
+        paper: full citation.
+        year: publication year of the paper.
+        family: the family name (``lenet``, ``alexnet``, ``vgg``, ``resnet``...).
+        small_input_size: default side for 28×28 grayscale data such as Fashion-MNIST
+            (``--input-size`` overrides it).
+        small_input_mode: ``"pad"`` (zero-pad 28→32, LeNet's convention) or ``"resize"``.
+        notes: where this variant departs from the paper, in one line.
+        name: the registry name (filled in by :func:`register_model`).
+    """
+
+    input_size: tuple[int, int, int]
+    min_input_size: int
+    num_classes: int
+    paper: str
+    year: int
+    family: str
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    small_input_size: int | None = None
+    small_input_mode: str = "resize"
+    notes: str = ""
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "input_size": list(self.input_size),
+            "min_input_size": self.min_input_size,
+            "num_classes": self.num_classes,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "small_input_size": self.small_input_size,
+            "small_input_mode": self.small_input_mode,
+            "paper": self.paper,
+            "year": self.year,
+            "notes": self.notes,
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model name that is not registered; the message lists the closest names."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; print the message plainly
+        return str(self.args[0]) if self.args else ""
+
+
+_builders: dict[str, Callable[..., nn.Module]] = {}
+_configs: dict[str, ModelConfig] = {}
+# Modules that register models when imported. One file per family lives in cnnzoo.models.
+_MODEL_PACKAGE = "cnnzoo.models"
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        importlib.import_module(_MODEL_PACKAGE)
+
+
+def register_model(cfg: ModelConfig, *, name: str | None = None) -> Callable:
+    """Decorator that registers a keyword-only model builder under ``name`` (default: its __name__).
+
+    Registering a name twice is an error, so two families cannot silently shadow each other.
+    """
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        if key != key.lower() or "." in key:
+            raise ValueError(f"model names are lower-case with no dots, got {key!r}")
+        if key in _builders:
+            raise ValueError(
+                f"model {key!r} is already registered (by {_builders[key].__module__}); "
+                "pick another name"
+            )
+        _builders[key] = fn
+        _configs[key] = replace(cfg, name=key)
+        return fn
+
+    return wrap
+
+
+def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
+    """Registered model names matching one or more fnmatch wildcards (``"resnet*"``, ``"vgg1?_bn"``)."""
+    _ensure_loaded()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names = [n for n in _builders if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)]
+    if family is not None:
+        names = [n for n in names if _configs[n].family == family]
+    return sorted(names, key=_natural_key)
+
+
+def _natural_key(name: str) -> list[Any]:
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def is_model(name: str) -> bool:
+    _ensure_loaded()
+    return name in _builders
+
+
+def _unknown(name: str) -> UnknownModelError:
+    close = difflib.get_close_matches(name.lower(), list(_builders), n=5, cutoff=0.5)
+    if not close:  # fall back to a shared prefix (e.g. "resnet" -> resnet18, resnet34, ...)
+        stem = name.lower().rstrip("0123456789_")[:4]
+        close = [n for n in sorted(_builders, key=_natural_key) if stem and n.startswith(stem)][:5]
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return UnknownModelError(
+        f"unknown model {name!r}.{hint} Run `cnnzoo list` to see all {len(_builders)} models."
+    )
+
+
+def get_model_config(name: str) -> ModelConfig:
+    """The default config of a registered model."""
+    _ensure_loaded()
+    if name not in _configs:
+        raise _unknown(name)
+    return _configs[name]
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: registry name, e.g. ``"lenet5"`` or ``"resnet50"``.
+        num_classes: number of output classes (default: the paper's).
+        in_chans: number of input channels (default: the paper's).
+        **kwargs: passed to the family's builder (e.g. ``zero_init_residual=True``).
+
+    Raises:
+        UnknownModelError: for an unregistered name, listing the closest names.
+    """
+    _ensure_loaded()
+    if name not in _builders:
+        raise _unknown(name)
+    cfg = _configs[name]
+    num_classes = cfg.num_classes if num_classes is None else int(num_classes)
+    in_chans = cfg.input_size[0] if in_chans is None else int(in_chans)
+    if num_classes < 1 or in_chans < 1:
+        raise ValueError(f"num_classes and in_chans must be positive, got {num_classes} and {in_chans}")
+    model = _builders[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+    resolved = replace(cfg, num_classes=num_classes, input_size=(in_chans, *cfg.input_size[1:]))
+    model.default_cfg = resolved
+    if getattr(model, "min_input_size", None) is None:
+        model.min_input_size = cfg.min_input_size
+    return model
