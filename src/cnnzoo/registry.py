@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from cnnzoo.errors import CnnzooError
+
 if TYPE_CHECKING:  # torch is imported lazily so that `cnnzoo list` starts fast
     from torch import nn
 
@@ -87,7 +89,7 @@ class ModelConfig:
         }
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(CnnzooError, KeyError):
     """Raised for a model name that is not registered; the message lists the closest names."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; print the message plainly

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from cnnzoo.data.idx import IdxError, read_idx
+from cnnzoo.errors import CnnzooError, ConfigError
 
 __all__ = [
     "ImageDataset",
@@ -47,11 +48,11 @@ FASHION_MNIST_CLASSES = (
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(CnnzooError, FileNotFoundError):
     """The dataset's files are not where they were looked for; the message says how to get them."""
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(CnnzooError, ValueError):
     """A dataset file exists but is malformed; the message names the file."""
 
 
@@ -133,7 +134,7 @@ def dataset_spec(name: str) -> DatasetSpec:
 
         close = difflib.get_close_matches(key, list(_DATASETS), n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}")
+        raise ConfigError(f"unknown dataset {name!r}.{hint} Known: {', '.join(list_datasets())}")
     return _DATASETS[key]
 
 
@@ -252,7 +253,7 @@ def load_dataset(
         DatasetFormatError: a file is corrupt or truncated; the message names it.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     spec = dataset_spec(name)
     root = locate(spec, data_dir)
     try:

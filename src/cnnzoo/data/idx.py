@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnzoo.errors import CnnzooError
+
 __all__ = ["IdxError", "read_idx", "write_idx"]
 
 # type code -> big-endian numpy dtype
@@ -21,7 +23,7 @@ _TYPES: dict[int, str] = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x
 _CODES = {np.dtype(v).newbyteorder("=").str: k for k, v in _TYPES.items()}
 
 
-class IdxError(ValueError):
+class IdxError(CnnzooError, ValueError):
     """A file that is not a valid IDX file; the message names the file and what was wrong."""
 
 

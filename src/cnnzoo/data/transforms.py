@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cnnzoo.errors import ConfigError
+
 __all__ = ["adapt_images", "resolve_input"]
 
 
@@ -22,7 +24,7 @@ def resolve_input(cfg, size: int | None, source_side: int) -> tuple[int, str]:
     """
     side = size or cfg.small_input_size or cfg.input_size[-1]
     if side < cfg.min_input_size:
-        raise ValueError(
+        raise ConfigError(
             f"--input-size {side} is below {cfg.name}'s minimum input size {cfg.min_input_size}; "
             f"use --input-size {cfg.min_input_size} or more"
         )

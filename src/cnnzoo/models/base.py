@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from cnnzoo.errors import CnnzooError
+
 __all__ = ["ZooModel", "InputShapeError"]
 
 
-class InputShapeError(ValueError):
+class InputShapeError(CnnzooError, ValueError):
     """An input whose shape the model cannot take; the message says what it expects."""
 
 

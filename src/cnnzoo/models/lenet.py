@@ -289,15 +289,17 @@ class LeNet5(ZooModel):
     def _init_paper(self) -> None:
         """Appendix A: weights uniform in ±2.4/F_in, where F_in is the unit's fan-in."""
         for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear | PartialConv2d):
-                fan_in = m.weight[0].numel() if not isinstance(m, PartialConv2d) else None
-                if isinstance(m, PartialConv2d):  # fan-in differs per C3 map: 25 × its inputs
-                    with torch.no_grad():
-                        for j, row in enumerate(m.table):
-                            bound = 2.4 / (len(row) * m.weight[0].numel())
-                            m.weight[m.dst_index == j].uniform_(-bound, bound)
-                else:
-                    nn.init.uniform_(m.weight, -2.4 / fan_in, 2.4 / fan_in)
+            if isinstance(m, PartialConv2d):  # fan-in differs per C3 map: 25 × its inputs
+                start = 0
+                with torch.no_grad():
+                    for row in m.table:  # each map's kernels are contiguous, in table order
+                        bound = 2.4 / (len(row) * m.weight[0].numel())
+                        m.weight[start : start + len(row)].uniform_(-bound, bound)
+                        start += len(row)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d | nn.Linear):
+                bound = 2.4 / m.weight[0].numel()
+                nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
 
     def check_input(self, x: Tensor) -> None:

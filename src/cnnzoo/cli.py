@@ -1,0 +1,69 @@
+"""The ``cnnzoo`` command line.
+
+Each area of the package contributes its subcommands through a ``register(subparsers)`` function
+in its own ``cli`` module (listed in ``COMMAND_MODULES``), so areas stay independent. Command
+modules must not import torch at module level: ``cnnzoo list`` starts without it.
+
+Errors a user can fix (:class:`cnnzoo.errors.CnnzooError`) print as one message and exit 2;
+``CNNZOO_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES = (
+    "cnnzoo.commands",  # list, info
+    "cnnzoo.train.cli",  # train, eval, demo (recipes when present)
+    "cnnzoo.analysis.cli",  # summary, compare
+    "cnnzoo.scratch.cli",  # scratch train / scratch explain
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnzoo import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cnnzoo",
+        description="The landmark CNNs, paper-exact: model zoo, cost tables, trainer, NumPy engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that area is not built yet
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    from cnnzoo.errors import CnnzooError
+
+    try:
+        rc = args.func(args)
+    except CnnzooError as e:
+        if os.environ.get("CNNZOO_DEBUG"):
+            raise
+        print(f"cnnzoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

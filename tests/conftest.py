@@ -1,0 +1,33 @@
+"""Shared fixtures. The suite runs under pytest-xdist with 2 workers on a 2-core machine."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# One intra-op thread per xdist worker: two workers on two cores, no oversubscription.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def fashion_train():
+    """The real Fashion-MNIST training split (make test ensures the data is installed)."""
+    from cnnzoo.data import load_dataset
+
+    return load_dataset("fashion-mnist", "train")
+
+
+@pytest.fixture(scope="session")
+def fashion_test():
+    from cnnzoo.data import load_dataset
+
+    return load_dataset("fashion-mnist", "test")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the dataset cache of the test run out of the user's home (shared across tests)."""
+    monkeypatch.setenv("CNNZOO_CACHE", str(tmp_path_factory.getbasetemp() / "cnnzoo-cache"))
