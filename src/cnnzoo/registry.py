@@ -107,7 +107,7 @@ def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        importlib.import_module(_MODEL_PACKAGE)
+        importlib.import_module(_MODEL_PACKAGE).import_all()
 
 
 def register_model(cfg: ModelConfig, *, name: str | None = None) -> Callable:

@@ -1,32 +1,36 @@
-"""Datasets (in-memory uint8 tensors) and batched input adaptation."""
+"""Datasets (in-memory uint8 arrays/tensors) and batched input adaptation.
 
-from cnnzoo.data.datasets import (
-    FASHION_MNIST_CLASSES,
-    DatasetFormatError,
-    DatasetNotFoundError,
-    DatasetSpec,
-    ImageDataset,
-    dataset_spec,
-    list_datasets,
-    load_dataset,
-    register_dataset,
-)
-from cnnzoo.data.idx import IdxError, read_idx, write_idx
-from cnnzoo.data.transforms import adapt_images, resolve_input
+Names are imported lazily so that ``cnnzoo.data.load_arrays`` and ``read_idx`` work without torch
+(the NumPy engine in ``cnnzoo.scratch`` must not import it).
+"""
 
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "DatasetFormatError",
-    "DatasetNotFoundError",
-    "DatasetSpec",
-    "IdxError",
-    "ImageDataset",
-    "adapt_images",
-    "dataset_spec",
-    "list_datasets",
-    "load_dataset",
-    "read_idx",
-    "register_dataset",
-    "resolve_input",
-    "write_idx",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FASHION_MNIST_CLASSES": "datasets",
+    "DatasetFormatError": "datasets",
+    "DatasetNotFoundError": "datasets",
+    "DatasetSpec": "datasets",
+    "ImageDataset": "datasets",
+    "dataset_spec": "datasets",
+    "list_datasets": "datasets",
+    "load_arrays": "datasets",
+    "load_dataset": "datasets",
+    "register_dataset": "datasets",
+    "IdxError": "idx",
+    "read_idx": "idx",
+    "write_idx": "idx",
+    "adapt_images": "transforms",
+    "resolve_input": "transforms",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

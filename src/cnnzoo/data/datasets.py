@@ -22,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import Tensor
 
 from cnnzoo.data.idx import IdxError, read_idx
 from cnnzoo.errors import CnnzooError, ConfigError
+
+if TYPE_CHECKING:  # torch is imported only by load_dataset: the NumPy engine reads arrays without it
+    from torch import Tensor
 
 __all__ = [
     "ImageDataset",
@@ -37,6 +40,7 @@ __all__ = [
     "register_dataset",
     "list_datasets",
     "load_dataset",
+    "load_arrays",
     "dataset_spec",
     "FASHION_MNIST_CLASSES",
 ]
@@ -84,6 +88,8 @@ class ImageDataset:
         """A class-stratified-by-chance random subset of ``n`` samples (all if n >= len)."""
         if n >= len(self):
             return self
+        import torch
+
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
         return ImageDataset(self.name, self.split, self.images[idx], self.labels[idx], self.classes,
                             self.mean, self.std, self.root)
@@ -237,10 +243,30 @@ def _load_cached(spec: DatasetSpec, root: Path, split: str, use_cache: bool) -> 
     return x, y
 
 
+def load_arrays(
+    name: str, split: str = "train", *, data_dir: str | Path | None = None, use_cache: bool = True
+) -> tuple[np.ndarray, np.ndarray, DatasetSpec, Path]:
+    """One split as numpy arrays, without torch: (images uint8 NCHW, labels int64, spec, root).
+
+    Same search order, cache and errors as :func:`load_dataset`.
+    """
+    if split not in ("train", "test"):
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+    spec = dataset_spec(name)
+    root = locate(spec, data_dir)
+    try:
+        x, y = _load_cached(spec, root, split, use_cache)
+    except IdxError as e:
+        raise DatasetFormatError(str(e)) from e
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise DatasetFormatError(f"{spec.name} loader returned {x.dtype} {x.shape}, expected uint8 (N, C, H, W)")
+    return np.ascontiguousarray(x), np.ascontiguousarray(y).astype(np.int64, copy=False), spec, root
+
+
 def load_dataset(
     name: str, split: str = "train", *, data_dir: str | Path | None = None, use_cache: bool = True
 ) -> ImageDataset:
-    """Load one split of a registered dataset into memory.
+    """Load one split of a registered dataset into memory as torch tensors.
 
     Args:
         name: ``"fashion-mnist"``, ``"mnist"``, or any registered dataset (:func:`list_datasets`).
@@ -252,20 +278,11 @@ def load_dataset(
         DatasetNotFoundError: the files are missing; the message gives the exact fix.
         DatasetFormatError: a file is corrupt or truncated; the message names it.
     """
-    if split not in ("train", "test"):
-        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
-    spec = dataset_spec(name)
-    root = locate(spec, data_dir)
-    try:
-        x, y = _load_cached(spec, root, split, use_cache)
-    except IdxError as e:
-        raise DatasetFormatError(str(e)) from e
-    images = torch.from_numpy(np.ascontiguousarray(x))
-    labels = torch.from_numpy(np.ascontiguousarray(y)).long()
-    if images.dtype != torch.uint8 or images.dim() != 4:
-        raise DatasetFormatError(f"{spec.name} loader returned {images.dtype} {tuple(images.shape)}, "
-                                 "expected uint8 (N, C, H, W)")
-    return ImageDataset(spec.name, split, images, labels, spec.classes, spec.mean, spec.std, root)
+    import torch
+
+    x, y, spec, root = load_arrays(name, split, data_dir=data_dir, use_cache=use_cache)
+    return ImageDataset(spec.name, split, torch.from_numpy(x), torch.from_numpy(y), spec.classes,
+                        spec.mean, spec.std, root)
 
 
 # ----------------------------------------------------------------------------- MNIST family (IDX)

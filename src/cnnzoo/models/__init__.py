@@ -1,16 +1,30 @@
-"""The model zoo: one file per family. Importing this package registers every model.
+"""The model zoo: one file per family.
 
-Family modules are discovered automatically (every module here except ``base``), in sorted order,
-so adding a family is adding a file.
+Family modules are discovered by :func:`import_all` (every module here except ``base`` and
+``_private`` ones, in sorted order), which the registry calls on first use, so adding a family is
+adding a file. Importing this package itself is cheap and torch-free, so torch-free helpers such
+as ``cnnzoo.models._lenet_tables`` can be shared with the NumPy engine.
 """
+
+from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
-from cnnzoo.models.base import InputShapeError, ZooModel
+__all__ = ["ZooModel", "InputShapeError", "import_all"]
 
-for _m in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _m != "base" and not _m.startswith("_"):
-        importlib.import_module(f"{__name__}.{_m}")
 
-__all__ = ["ZooModel", "InputShapeError"]
+def import_all() -> None:
+    """Import every family module, registering its models."""
+    for m in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if m != "base" and not m.startswith("_"):
+            importlib.import_module(f"{__name__}.{m}")
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ZooModel", "InputShapeError"):
+        from cnnzoo.models import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,9 +23,10 @@ Choices where the paper is open (each is documented where it is made):
   from C1 to F6, S2 and S4 included (§II.B: subsampling results are "passed through a sigmoidal
   function").
 * **RBF prototypes.** The paper draws each class's ±1 prototype as a stylised 7×12 bitmap of the
-  character. The exact bitmaps are not published; we draw the digits 0–9 on a 7×12 grid below
-  (``_DIGITS_7x12``), with +1 for ink and −1 for background. For a class count other than 10 the
-  prototypes are a fixed pseudo-random ±1 code (seed 0), which keeps them far apart.
+  character. The exact bitmaps are not published; we draw the digits 0–9 on a 7×12 grid
+  (``DIGITS_7x12``), with +1 for ink and −1 for background. For a class count other than 10 the
+  prototypes are a fixed pseudo-random ±1 code (seed 0), which keeps them far apart. Both live in
+  the torch-free ``cnnzoo.models._lenet_tables``, shared with the NumPy engine.
 * **Output.** ``forward`` returns *negative* squared Euclidean distances, so that ``argmax`` is the
   prediction and ordinary cross-entropy ("cross-entropy over negative distances") trains it.
   :func:`lenet5_map_loss` is the paper's own criterion, Eq. (9).
@@ -42,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnnzoo.models._lenet_tables import C3_TABLE, rbf_prototypes_numpy
 from cnnzoo.models.base import InputShapeError, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -61,18 +63,6 @@ PAPER = (
     "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document "
     "recognition. Proceedings of the IEEE 86(11):2278-2324, 1998."
 )
-
-# Table I of the paper: which S2 maps (rows) feed each C3 map (columns). Maps 0-5 take
-# three contiguous S2 maps, 6-11 four contiguous, 12-14 four non-contiguous, 15 all six.
-C3_TABLE: tuple[tuple[int, ...], ...] = (
-    *((j % 6, (j + 1) % 6, (j + 2) % 6) for j in range(6)),
-    *(tuple((j + k) % 6 for k in range(4)) for j in range(6)),
-    (0, 1, 3, 4),
-    (1, 2, 4, 5),
-    (0, 2, 3, 5),
-    (0, 1, 2, 3, 4, 5),
-)
-
 
 class ScaledTanh(nn.Module):
     """LeCun's squashing function f(a) = A·tanh(S·a), A = 1.7159, S = 2/3 (Appendix A)."""
@@ -172,39 +162,9 @@ class PartialConv2d(nn.Module):
         )
 
 
-# The digits 0-9 drawn on a 7-wide, 12-high grid ('#' = +1, '.' = -1), standing in for the
-# paper's unpublished prototype bitmaps (Fig. 3 shows the style: stylised, centred characters).
-_DIGITS_7x12 = (
-    (".#####.", "##...##", "##...##", "##..###", "##.#.##", "##.#.##",
-     "###..##", "##...##", "##...##", "##...##", ".#####.", "......."),
-    ("...##..", "..###..", ".####..", "...##..", "...##..", "...##..",
-     "...##..", "...##..", "...##..", "...##..", ".######", "......."),
-    (".#####.", "##...##", ".....##", ".....##", "....##.", "...##..",
-     "..##...", ".##....", "##.....", "##.....", "#######", "......."),
-    (".#####.", "##...##", ".....##", ".....##", "..####.", ".....##",
-     ".....##", ".....##", ".....##", "##...##", ".#####.", "......."),
-    ("....##.", "...###.", "..####.", ".##.##.", "##..##.", "##..##.",
-     "#######", "....##.", "....##.", "....##.", "....##.", "......."),
-    ("#######", "##.....", "##.....", "##.....", "######.", ".....##",
-     ".....##", ".....##", ".....##", "##...##", ".#####.", "......."),
-    ("..####.", ".##....", "##.....", "##.....", "######.", "##...##",
-     "##...##", "##...##", "##...##", "##...##", ".#####.", "......."),
-    ("#######", ".....##", ".....##", "....##.", "...##..", "...##..",
-     "..##...", "..##...", "..##...", "..##...", "..##...", "......."),
-    (".#####.", "##...##", "##...##", "##...##", ".#####.", "##...##",
-     "##...##", "##...##", "##...##", "##...##", ".#####.", "......."),
-    (".#####.", "##...##", "##...##", "##...##", "##...##", ".######",
-     ".....##", ".....##", ".....##", "....##.", ".####..", "......."),
-)
-
-
 def rbf_prototypes(num_classes: int, dim: int = 84) -> Tensor:
-    """The fixed ±1 RBF prototypes: 7×12 digit bitmaps for 10 classes, else a seeded ±1 code."""
-    if num_classes == 10 and dim == 84:
-        rows = [[1.0 if c == "#" else -1.0 for c in "".join(glyph)] for glyph in _DIGITS_7x12]
-        return torch.tensor(rows)
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 2, (num_classes, dim), generator=g).float() * 2 - 1
+    """The fixed ±1 RBF prototypes (see :func:`cnnzoo.models._lenet_tables.rbf_prototypes_numpy`)."""
+    return torch.from_numpy(rbf_prototypes_numpy(num_classes, dim))
 
 
 class EuclideanRBF(nn.Module):
