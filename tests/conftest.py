@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-# One intra-op thread per xdist worker: two workers on two cores, no oversubscription.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
+# One intra-op thread per process: two xdist workers on two cores, and no oversubscription when
+# other work shares the machine (OpenMP spin-waiting makes oversubscribed runs 10x slower).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

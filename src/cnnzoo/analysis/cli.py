@@ -1,0 +1,269 @@
+"""``cnnzoo summary`` and ``cnnzoo compare``: cost tables on the command line.
+
+No torch at module level: ``cnnzoo list`` must start without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("table", "markdown", "csv", "json", "latex")
+DTYPES = ("float32", "float16", "bfloat16")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", metavar="CxHxW", help="input size of one sample (default: the model's config)")
+    p.add_argument("--batch", type=_positive, default=1, metavar="N", help="minibatch size B (default 1)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="training dtype (bytes per value)")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="momentum",
+        help="optimizer state per parameter: sgd 0, momentum 1 (default), adam 2",
+    )
+    p.add_argument(
+        "--exclude-act",
+        action="store_true",
+        help="leave activation-function rows (type 'act') out of the totals",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary",
+        help="the per-layer cost table of a model (FLOPs, memory, receptive field)",
+        description="Per-layer cost table: kernels, stride, padding, output, #activations, #params, FLOPs, "
+        "activation and parameter memory for a training minibatch, receptive field and jump. Rules: "
+        "docs/cost-tables.md.",
+    )
+    p.add_argument("model", help="registered model name (see `cnnzoo list`)")
+    _common(p)
+    p.add_argument(
+        "--depth", type=_positive, metavar="K", help="fold modules below depth K into one row each"
+    )
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: a rich table)")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser(
+        "compare",
+        help="side-by-side totals of several models, with an optional plot",
+        description="Totals of several models side by side: params, GFLOPs per image, activation and "
+        "parameter memory at the batch, and the final receptive field.",
+    )
+    p.add_argument("models", nargs="+", help="registered model names")
+    _common(p)
+    p.add_argument("--plot", metavar="FILE.png", help="save a GFLOPs-vs-params bubble plot (bubble = memory)")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_compare)
+
+
+def _analyze(model: str, args: argparse.Namespace, depth: int | None = None):
+    from cnnzoo.analysis import analyze
+
+    return analyze(
+        model,
+        input_size=args.input,
+        batch_size=args.batch,
+        dtype=args.dtype,
+        optimizer=args.optimizer,
+        depth=depth,
+        include_activations=not args.exclude_act,
+    )
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        path = Path(output)
+        if path.parent and not path.parent.exists():
+            from cnnzoo.errors import ConfigError
+
+            raise ConfigError(f"cannot write {output}: the folder {path.parent} does not exist")
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    report = _analyze(args.model, args, args.depth)
+    if args.format == "table":
+        from rich.console import Console
+
+        if args.output:
+            with open(args.output, "w") as f:
+                report.print(Console(file=f, width=240, color_system=None))
+            print(f"wrote {args.output}")
+        else:
+            import sys
+
+            # a file or pipe has no width: do not fold the table to 80 columns
+            report.print(Console() if sys.stdout.isatty() else Console(width=250))
+        return 0
+    text = {
+        "markdown": report.to_markdown,
+        "csv": report.to_csv,
+        "json": report.to_json,
+        "latex": report.to_latex,
+    }[args.format]()
+    _emit(text, args.output)
+    return 0
+
+
+# -- compare --------------------------------------------------------------------------------------
+
+
+def compare_rows(reports: list) -> list[dict[str, Any]]:
+    """One dict of totals per report (exact integers, plus GFLOPs per image)."""
+    out = []
+    for r in reports:
+        t = r.totals
+        out.append(
+            {
+                "model": r.model,
+                "input_size": list(r.input_size),
+                "batch_size": r.batch_size,
+                "params": t["params"],
+                "flops": t["flops"],
+                "gflops_per_image": t["flops"] / r.batch_size / 1e9,
+                "activation_memory_bytes": t["activation_memory_bytes"],
+                "parameter_memory_bytes": t["parameter_memory_bytes"],
+                "final_receptive_field": r.final_receptive_field,
+            }
+        )
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    reports = [_analyze(m, args) for m in args.models]
+    rows = compare_rows(reports)
+    mb = 2**20
+    if args.format == "json":
+        import json
+
+        print(
+            json.dumps(
+                {"batch_size": args.batch, "dtype": args.dtype, "optimizer": args.optimizer, "models": rows},
+                indent=2,
+            )
+        )
+    elif args.format == "csv":
+        import csv
+        import sys
+
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({**row, "input_size": "x".join(map(str, row["input_size"]))})
+    else:
+        headers = [
+            "model",
+            "input",
+            "params (M)",
+            "GFLOPs / image",
+            f"act mem @{args.batch} (MB)",
+            f"param mem @{args.optimizer} (MB)",
+            "final RF",
+        ]
+        cells = [
+            [
+                row["model"],
+                "×".join(map(str, row["input_size"])),
+                f"{row['params'] / 1e6:,.2f}",
+                f"{row['gflops_per_image']:,.3f}",
+                f"{row['activation_memory_bytes'] / mb:,.1f}",
+                f"{row['parameter_memory_bytes'] / mb:,.1f}",
+                "—" if row["final_receptive_field"] is None else f"{row['final_receptive_field']:,}",
+            ]
+            for row in rows
+        ]
+        if args.format == "markdown":
+            print("| " + " | ".join(headers) + " |")
+            print("|---|---|" + "---:|" * (len(headers) - 2))
+            for c in cells:
+                print("| " + " | ".join(c) + " |")
+        else:
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(
+                title=f"cnnzoo compare: batch {args.batch}, {args.dtype}, optimizer {args.optimizer}",
+                header_style="bold",
+            )
+            for i, h in enumerate(headers):
+                table.add_column(h, justify="left" if i < 2 else "right")
+            for c in cells:
+                table.add_row(*c)
+            Console().print(table)
+            print(
+                "GFLOPs count 2 per multiply-add; memory is for one training step (MB = 2^20 bytes); "
+                "final RF = receptive field of the last feature map before global pooling."
+            )
+    if args.plot:
+        plot_compare(rows, args.plot, batch=args.batch)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def plot_compare(rows: list[dict[str, Any]], path: str, *, batch: int) -> None:
+    """GFLOPs per image against params, bubble area = training memory at the batch, points labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mb = 2**20
+    params = [r["params"] / 1e6 for r in rows]
+    gflops = [r["gflops_per_image"] for r in rows]
+    mem = [(r["activation_memory_bytes"] + r["parameter_memory_bytes"]) / mb for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    biggest = max(mem) or 1.0
+    sizes = [80 + 2200 * m / biggest for m in mem]
+    ax.scatter(params, gflops, s=sizes, alpha=0.45, c=range(len(rows)), cmap="viridis", edgecolors="black")
+    for r, x, y, m in zip(rows, params, gflops, mem, strict=True):
+        ax.annotate(
+            f"{r['model']}\n{m:,.0f} MB", (x, y), textcoords="offset points", xytext=(8, 6), fontsize=9
+        )
+    if min(params) > 0 and max(params) / min(params) > 20:
+        ax.set_xscale("log")
+    if min(gflops) > 0 and max(gflops) / min(gflops) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("GFLOPs per image (2 per multiply-add)")
+    ax.set_title(f"Cost of the models: bubble area = training memory at batch {batch}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.margins(0.15)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- make demo ------------------------------------------------------------------------------------
+
+
+def print_demo_tables(console, model_name: str, batch_size: int = 128) -> None:
+    """Print the cost table of ``model_name`` (default input) and the lecture's AlexNet table at batch 128.
+
+    ``make demo`` calls this before training. The AlexNet table (3×227×227, batch 128, fp32, SGD
+    with momentum) is the one the lectures draw; it is skipped if ``alexnet`` is not registered.
+    """
+    from cnnzoo.analysis import analyze
+    from cnnzoo.registry import is_model
+
+    analyze(model_name, batch_size=batch_size).print(console)
+    if is_model("alexnet"):
+        console.print()
+        analyze("alexnet", input_size=(3, 227, 227), batch_size=128).print(console)

@@ -1,0 +1,1 @@
+"""Training: ``fit(TrainConfig)``, evaluation and run directories."""
