@@ -25,6 +25,8 @@ _EXPORTS = {
     "write_idx": "idx",
     "adapt_images": "transforms",
     "resolve_input": "transforms",
+    "ImageFolderFeed": "imagefolder",
+    "read_cifar_batch": "cifar",
 }
 
 __all__ = sorted(_EXPORTS)

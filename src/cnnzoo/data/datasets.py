@@ -114,6 +114,9 @@ class DatasetSpec:
     debian_dir: str | None = None
     debian_package: str | None = None
     cacheable: bool = True
+    streaming: bool = False  # too big for memory: read through cnnzoo.data.imagefolder.ImageFolderFeed
+    gzip_ok: bool = True  # files may also be stored as NAME.gz (the IDX datasets)
+    how_to_get: str = ""  # a line telling users where the files come from, when Debian has no package
     description: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
@@ -178,10 +181,12 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None) -> Path:
         tried.append(f"{label}: {base}")
         if label == "--data-dir":  # an explicit directory that is wrong is an error, not a fallback
             break
-    files = ", ".join(f"{f}[.gz]" for f in spec.files)
+    files = ", ".join(f"{f}[.gz]" if spec.gzip_ok else f for f in spec.files)
     how = []
     if spec.debian_package:
         how.append(f"  sudo apt-get install {spec.debian_package}     # installs to {spec.debian_dir}")
+    if spec.how_to_get:
+        how.append(f"  {spec.how_to_get}")
     how.append(f"  export CNNZOO_DATA=/path/to/dir   # or pass --data-dir /path/to/dir ({spec.name} files inside)")
     raise DatasetNotFoundError(
         f"{spec.name} not found. Looked in: {'; '.join(tried) or 'nowhere (no directory given)'}.\n"
@@ -253,6 +258,9 @@ def load_arrays(
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     spec = dataset_spec(name)
+    if spec.streaming:
+        raise ConfigError(f"{spec.name} is streamed from disk, not loaded into memory; "
+                          "use cnnzoo.data.imagefolder.ImageFolderFeed (cnnzoo train does this for you)")
     root = locate(spec, data_dir)
     try:
         x, y = _load_cached(spec, root, split, use_cache)
@@ -320,6 +328,18 @@ register_dataset(DatasetSpec(
     description="Zalando's Fashion-MNIST: 60k/10k 28x28 grayscale, 10 clothing classes",
 ))
 register_dataset(DatasetSpec(
+    name="kmnist",
+    aliases=("kuzushiji-mnist",),
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    mean=(0.1918,),
+    std=(0.3483,),
+    loader=_idx_loader({"train": "train", "test": "t10k"}),
+    files=_MNIST_FILES,
+    subdirs=("kmnist", "KMNIST/raw"),
+    description="Kuzushiji-MNIST (Clanuwat et al. 2018): 60k/10k 28x28 cursive Japanese, IDX files",
+    how_to_get="get the four KMNIST IDX files (train/t10k images and labels, .gz) from the KMNIST release",
+))
+register_dataset(DatasetSpec(
     name="mnist",
     classes=MNIST_CLASSES,
     mean=(0.1307,),
@@ -328,4 +348,27 @@ register_dataset(DatasetSpec(
     files=_MNIST_FILES,
     subdirs=("mnist", "MNIST/raw"),
     description="LeCun's MNIST digits: 60k/10k 28x28 grayscale (any directory of its IDX files)",
+    how_to_get="get the four MNIST IDX files (train/t10k images and labels, .gz) from the MNIST page",
 ))
+
+
+
+def _streamed(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    raise ConfigError("imagefolder is streamed by cnnzoo.data.imagefolder.ImageFolderFeed")
+
+
+register_dataset(DatasetSpec(
+    name="imagefolder",
+    aliases=("image-folder", "imagenet"),
+    classes=(),
+    mean=(0.485, 0.456, 0.406),  # ImageNet's, as cnnzoo.registry.IMAGENET_MEAN
+    std=(0.229, 0.224, 0.225),
+    loader=_streamed,
+    files=(),
+    cacheable=False,
+    streaming=True,
+    description="any ImageFolder tree (ROOT/train/<class>/*, ROOT/val/<class>/*), streamed with workers",
+))
+
+# Importing this registers CIFAR-10 and CIFAR-100 (torch-free, like everything in this module).
+from cnnzoo.data import cifar as _cifar  # noqa: E402,F401
