@@ -207,3 +207,10 @@ def test_configs():
     assert cfg.input_size == (3, 227, 227) and cfg.year == 2012 and "Krizhevsky" in cfg.paper
     assert get_model_config("alexnet_tv").input_size == (3, 224, 224)
     assert get_model_config("alexnet_2gpu").family == "alexnet"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fx_traceable(name):
+    traced = torch.fx.symbolic_trace(meta_model(name).eval())
+    calls = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+    assert calls[0] in ("conv1", "features.0") and calls[-1] in ("fc8", "classifier.6")

@@ -142,3 +142,9 @@ def test_configs():
     assert (cfg.small_input_size, cfg.small_input_mode) == (32, "pad")
     assert "Lin" in cfg.paper and len(cfg.mean) == 3
     assert get_model_config("nin_imagenet").input_size == (3, 224, 224)
+
+
+def test_fx_traceable():
+    traced = torch.fx.symbolic_trace(meta_model("nin").eval())
+    calls = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+    assert calls[0] == "mlpconv1.conv" and calls[-1] == "gap"

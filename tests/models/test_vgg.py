@@ -243,3 +243,11 @@ def test_fashion_mnist_size_trains_with_one_channel(name):
     assert tuple(full(torch.empty(2, 1, 32, 32, device="meta")).shape) == (2, 10)
     assert tuple(full.forward_head(full.forward_features(torch.empty(2, 1, 32, 32, device="meta")),
                                    pre_logits=True).shape) == (2, 4096)  # fmt: skip
+
+
+def test_fx_traceable():
+    """The analysis tools trace models with torch.fx: no call may go to a module not installed."""
+    for model in (meta_model("vgg16c_bn"), meta_model("vgg11_lrn").to_dense()):
+        traced = torch.fx.symbolic_trace(model.eval())
+        targets = {n.target for n in traced.graph.nodes if n.op == "call_module"}
+        assert {"classifier.0", "classifier.3", "classifier.6"} <= targets

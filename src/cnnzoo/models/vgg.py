@@ -186,7 +186,8 @@ class VGG(ZooModel):
 
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         x = torch.flatten(self.avgpool(x), 1)  # (N, 25088)
-        x = self.classifier[:-1](x)  # fc6, fc7: (N, 4096)
+        for layer in self.classifier[:-1]:  # fc6, fc7 (one by one, so fx can trace it)
+            x = layer(x)  # (N, 4096)
         return x if pre_logits else self.classifier[-1](x)  # (N, num_classes)
 
     def to_dense(self) -> VGGDense:
@@ -237,7 +238,8 @@ class VGGDense(ZooModel):
         return self.classifier(self.forward_features(x))
 
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
-        x = self.classifier[:-1](x)  # (N, 4096, h, w)
+        for layer in self.classifier[:-1]:  # fc6, fc7 as convs
+            x = layer(x)  # (N, 4096, h, w)
         if pre_logits:
             return x.mean(dim=(2, 3))
         return self.classifier[-1](x).mean(dim=(2, 3))  # average the score map: (N, num_classes)

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data-dir", default=None, help="directory with the dataset files")
     t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--lr", type=float, default=None, help="peak lr (default: 0.05 lenet5_relu, 0.002 lenet5)")
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument(
         "--no-nesterov", dest="nesterov", action="store_false", help="plain (not Nesterov) momentum"

@@ -1,9 +1,17 @@
-"""``cnnzoo train``, ``cnnzoo eval`` and ``cnnzoo demo``."""
+"""``cnnzoo train``, ``cnnzoo recipes``, ``cnnzoo eval`` and ``cnnzoo demo``.
+
+The ``train`` flags are generated from :class:`cnnzoo.train.config.TrainConfig`'s fields
+(``weight_decay`` -> ``--weight-decay``), so every field is overridable and the CLI cannot drift
+from the config. Precedence: the recipe (``--recipe``) < ``--config FILE`` < explicit flags.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import types
+import typing
 from typing import Any
 
 
@@ -17,48 +25,107 @@ def _kv(text: str) -> tuple[str, Any]:
         return k, v
 
 
+def _tuple_of(kind: type) -> Any:
+    def parse(text: str) -> tuple:
+        parts = [p for p in text.replace(" ", "").split(",") if p]
+        try:
+            return tuple(kind(p) for p in parts)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from e
+    return parse
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}") from e
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return d
+
+
+def _flag_kwargs(name: str, hint: Any) -> dict[str, Any]:
+    """argparse keywords for one TrainConfig field, from its (resolved) type hint."""
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        inner = [a for a in args if a is not type(None)]
+        return _flag_kwargs(name, inner[0])
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is tuple:
+        return {"type": _tuple_of(args[0]), "metavar": "A,B" if args[-1] is not Ellipsis else "A,B,..."}
+    if origin is dict or hint is dict:
+        return {"type": _json_dict, "metavar": "JSON"}
+    if hint in (int, float, str):
+        return {"type": hint}
+    raise TypeError(f"no CLI flag type for TrainConfig.{name}: {hint}")
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from cnnzoo.train.config import TrainConfig
+    """Every TrainConfig field as a flag (default SUPPRESS: only given flags reach the namespace)."""
+    import dataclasses
+
+    from cnnzoo.train.config import FIELD_HELP, TrainConfig
 
     d = TrainConfig()
-    p.add_argument("model", nargs="?", default=d.model, help=f"registry name (default {d.model})")
-    p.add_argument("--data", default=d.data, help=f"dataset name (default {d.data})")
-    p.add_argument("--data-dir", default=None, help="directory with the dataset files (else $CNNZOO_DATA)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=d.nesterov)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", choices=("constant", "cosine"), default=d.schedule)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--input-size", type=int, default=None, help="side fed to the model (default: per model)")
-    p.add_argument("--train-samples", type=int, default=None, help="train on a random subset of N images")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 or mps")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--out", default=None, help="run directory (default runs/MODEL-TIMESTAMP)")
+    hints = typing.get_type_hints(TrainConfig)
+    p.add_argument("model", nargs="?", default=argparse.SUPPRESS,
+                   help=f"registry name (default: the recipe's, else {d.model})")
+    p.add_argument("--recipe", default=None, help="a named preset (see `cnnzoo recipes`)")
+    p.add_argument("--config", default=None, metavar="FILE", help="a YAML or TOML file of config fields")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the interrupted run in DIR exactly (flags given here override its config)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
     p.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="extra builder keyword, e.g. --model-arg criterion=map (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
+    g = p.add_argument_group("config fields (override the recipe and --config)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model":
+            continue
+        default = getattr(d, f.name)
+        g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
+                       help=f"{FIELD_HELP.get(f.name, '')} (default {default})", **_flag_kwargs(f.name, hints[f.name]))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given on the command line (positional model and --model-arg included)."""
+    from cnnzoo.train.config import TrainConfig
+
+    over = {k: getattr(args, k) for k in TrainConfig.field_names() if hasattr(args, k)}
+    if getattr(args, "model_arg", None):
+        over["model_kwargs"] = {**over.get("model_kwargs", {}), **dict(args.model_arg)}
+    return over
 
 
 def config_from_args(args: argparse.Namespace):
+    """Resolve recipe < config file < flags into a validated TrainConfig."""
     from cnnzoo.train.config import TrainConfig
 
-    return TrainConfig(
-        model=args.model, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        seed=args.seed, input_size=args.input_size, train_samples=args.train_samples, device=args.device,
-        threads=args.threads, out=args.out, model_kwargs=dict(args.model_arg),
-    )
+    over = overrides_from_args(args)
+    recipe, cfile = getattr(args, "recipe", None), getattr(args, "config", None)
+    if recipe or cfile:
+        from cnnzoo.train.recipes import resolve
+
+        d = resolve(recipe, cfile, over)
+    else:
+        d = over
+    fields = set(TrainConfig.field_names())
+    extra = {k: d[k] for k in d if k not in fields and k in ("description", "name", "notes")}
+    cfg = TrainConfig.from_dict({k: v for k, v in d.items() if k not in extra})
+    return cfg.validate()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (SGD with momentum, eval every epoch)")
+    p = sub.add_parser("train", help="train a model (recipes, schedules, augmentation, resume, torchrun)",
+                       description="Train a model. Precedence: --recipe < --config FILE < flags. "
+                                   "Multi-process: torchrun --nproc_per_node N -m cnnzoo train ...")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recipes", help="list the training recipes (named presets)")
+    p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run directory on its test split")
     p.add_argument("run_dir")
@@ -77,23 +144,59 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_summary(console, s: dict[str, Any], out: str) -> None:
+    if not s:  # not rank 0 of a torchrun job
+        return
     console.print(
         f"[bold green]{s['model']}: test top-1 {s['test_top1']:.2f}%[/] (top-5 {s['test_top5']:.2f}%) after "
         f"{s['epochs']} epochs in {s['wall_seconds']:.1f} s ({s['images_per_second']:,.0f} train img/s)\n"
-        f"artefacts in {out}/: weights.safetensors (sha256 {s['weights_sha256'][:12]}…), config.json, "
-        f"metrics.csv, summary.json"
+        f"artefacts in {out}/: weights.safetensors (sha256 {s['weights_sha256'][:12]}…), best.safetensors, "
+        f"config.json, metrics.csv, summary.json, confusion_matrix.{{csv,png}}, misclassified.png, curves.png"
     )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from cnnzoo.train.loop import fit
+    from cnnzoo.train.config import TrainConfig
+    from cnnzoo.train.loop import TrainingInterrupted, fit
 
     console = Console()
-    cfg = config_from_args(args)
-    s = fit(cfg, console=console, progress=not args.no_progress)
-    _print_summary(console, s, s.get("out") or cfg.out or "the run directory")
+    try:
+        if args.resume:
+            if args.recipe or args.config:
+                from cnnzoo.errors import ConfigError
+
+                raise ConfigError("--resume continues a run with its saved config; drop --recipe/--config "
+                                  "(single flags such as --epochs may still override it)")
+            s = fit(TrainConfig(), console=console, progress=not args.no_progress, resume=args.resume,
+                    overrides=overrides_from_args(args))
+        else:
+            cfg = config_from_args(args)
+            s = fit(cfg, console=console, progress=not args.no_progress)
+    except TrainingInterrupted as e:
+        print(f"cnnzoo train: {e}", file=sys.stderr)
+        return 130
+    _print_summary(console, s, s.get("out", "the run directory"))
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cnnzoo.train.recipes import get_recipe, list_recipes
+
+    t = Table(title="cnnzoo recipes (cnnzoo train --recipe NAME; any field can be overridden)")
+    for col in ("name", "model", "data", "epochs", "batch", "optimizer", "schedule", "description"):
+        t.add_column(col, overflow="fold")
+    for name in list_recipes():
+        r = get_recipe(name)
+        r = r if isinstance(r, dict) else getattr(r, "__dict__", {})
+        epochs = f"{r['iterations']} it" if r.get("iterations") else str(r.get("epochs", ""))
+        opt = f"{r.get('optimizer', 'sgd')} lr {r.get('lr', '')}"
+        t.add_row(name, str(r.get("model", "")), str(r.get("data", "")), epochs, str(r.get("batch_size", "")),
+                  opt, str(r.get("schedule", "")), str(r.get("description", "")))
+    Console().print(t)
     return 0
 
 
@@ -114,7 +217,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ds = load_dataset(cfg["data"], "test", data_dir=args.data_dir or cfg.get("data_dir"))
     size, mode = resolve_input(model.default_cfg, cfg.get("input_size"), ds.images.shape[-1])
     feed = DataFeed(ds, size=size, mode=mode, in_chans=model.in_chans, device=device)
-    ev = evaluate(model, feed.batches(args.batch_size), num_samples=len(feed))
+    predict = None
+    if cfg.get("eval_mode", "none") != "none":
+        from cnnzoo.train.tta import predict as tta_predict
+
+        def predict(m, x):
+            return tta_predict(m, x, mode=cfg["eval_mode"], crop=cfg.get("eval_crop"))
+    ev = evaluate(model, feed.batches(args.batch_size), num_samples=len(feed), predict=predict)
     msg = (f"{cfg['model']} on {cfg['data']} test ({len(ds):,} images): top-1 {ev['top1']:.2f}%  "
            f"top-5 {ev['top5']:.2f}%  loss {ev['loss']:.4f}")
     summary_path = Path(args.run_dir) / SUMMARY

@@ -49,15 +49,27 @@ class DataFeed:
         return adapt_images(images, size=self.size, mode=self.mode, mean=self.ds.mean, std=self.ds.std,
                             in_chans=self.in_chans, memory_format=self.memory_format)
 
-    def num_batches(self, batch_size: int) -> int:
-        return -(-len(self) // batch_size)
+    def num_batches(self, batch_size: int, *, world: int = 1) -> int:
+        """Batches per epoch of one rank (``world`` ranks share the data as DistributedSampler does)."""
+        n = len(self) // world if world > 1 else len(self)
+        return -(-n // batch_size)
 
-    def batches(self, batch_size: int, *, shuffle: bool = False,
-                generator: torch.Generator | None = None, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield batches in order (or a shuffled permutation drawn from ``generator``)."""
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                start: int = 0, rank: int = 0, world: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield batches in order (or a shuffled permutation drawn from ``generator``), from batch ``start``.
+
+        With ``world > 1`` every rank draws the same permutation (same generator state), drops the
+        last ``n % world`` indices and takes ``order[rank::world]``: DistributedSampler with
+        ``drop_last=True`` semantics, so ranks see disjoint, equal-sized shards.
+        """
         n = len(self)
-        order = torch.randperm(n, generator=generator).to(self.device) if shuffle else None
-        for i in range(start * batch_size, n, batch_size):
+        if world > 1:
+            order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+            order = order[: n - n % world][rank::world].to(self.device)
+        else:
+            order = torch.randperm(n, generator=generator).to(self.device) if shuffle else None
+        m = n if order is None else order.numel()
+        for i in range(start * batch_size, m, batch_size):
             if order is None:
                 idx = slice(i, min(i + batch_size, n))
                 x = self._adapted[idx] if self._adapted is not None else self._adapt(self.images[idx])
@@ -67,3 +79,13 @@ class DataFeed:
                 src = self._adapted if self._adapted is not None else self.images
                 x = src.index_select(0, idx)
                 yield (x if self._adapted is not None else self._adapt(x)), self.labels.index_select(0, idx)
+
+    def shard(self, batch_size: int, *, rank: int, world: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Evaluation batches of rank ``rank``: the contiguous slice ``[rank·n/world, (rank+1)·n/world)``,
+        nothing dropped (sum the counts over ranks to cover the split exactly once)."""
+        n = len(self)
+        lo, hi = rank * n // world, (rank + 1) * n // world
+        for i in range(lo, hi, batch_size):
+            idx = slice(i, min(i + batch_size, hi))
+            x = self._adapted[idx] if self._adapted is not None else self._adapt(self.images[idx])
+            yield x, self.labels[idx]

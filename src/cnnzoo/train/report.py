@@ -1,0 +1,179 @@
+"""The end-of-run report: confusion matrix, per-class accuracy, misclassified examples, curves.
+
+Written by rank 0 into the run directory:
+
+* ``confusion_matrix.csv`` (rows = true class, columns = predicted; sums to the test-set size) and
+  ``confusion_matrix.png``;
+* ``misclassified.png``: a grid of test images the model got wrong, titled ``true -> predicted``;
+* ``curves.png``: train/test loss and top-1 per epoch (from ``metrics.csv``'s rows).
+
+Per-class accuracy goes into ``summary.json`` (``per_class_top1``). :class:`TensorBoardLogger`
+writes the per-epoch metrics as scalars when ``tensorboard`` is installed and does nothing,
+silently, otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from cnnzoo.io import atomic_write
+
+__all__ = ["confusion_matrix", "per_class_accuracy", "write_report", "TensorBoardLogger"]
+
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_PNG = "confusion_matrix.png"
+MISCLASSIFIED_PNG = "misclassified.png"
+CURVES_PNG = "curves.png"
+
+
+def confusion_matrix(preds: Tensor, targets: Tensor, num_classes: int) -> Tensor:
+    """``cm[t, p]`` = how many samples of true class ``t`` were predicted ``p`` (int64)."""
+    idx = targets.long().cpu() * num_classes + preds.long().cpu()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(cm: Tensor) -> list[float]:
+    """Top-1 per true class, in percent (NaN for a class absent from the test set)."""
+    tot = cm.sum(1).double()
+    return [float("nan") if t == 0 else float(100.0 * c / t) for c, t in zip(cm.diag().double(), tot, strict=True)]
+
+
+def _savefig(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+
+
+def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    k = cm.shape[0]
+    side = min(14.0, max(4.5, 0.55 * k + 2))
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    norm = cm.double() / cm.sum(1, keepdim=True).clamp_min(1)
+    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    if k <= 20:
+        ax.set_xticks(range(k), [str(c) for c in classes], rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), [str(c) for c in classes], fontsize=8)
+        for t in range(k):
+            for p in range(k):
+                v = int(cm[t, p])
+                if v:
+                    ax.text(p, t, str(v), ha="center", va="center", fontsize=6.5,
+                            color="white" if norm[t, p] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix ({int(cm.sum()):,} test images, top-1 "
+                 f"{100.0 * float(cm.diag().sum()) / max(1, int(cm.sum())):.2f}%)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def _plot_misclassified(images: Tensor, true: Tensor, pred: Tensor, classes: Sequence[str], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    n = images.shape[0]
+    cols = min(8, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.85 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i].float()
+        if img.shape[0] == 1:
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img[:3].permute(1, 2, 0).clamp(0, 1).numpy())
+        ax.set_title(f"{classes[int(true[i])]}\n-> {classes[int(pred[i])]}", fontsize=7, color="firebrick")
+    fig.suptitle("misclassified test images (true -> predicted)", fontsize=9)
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
+    a.plot(ep, [r["test_loss"] for r in rows], "s-", label="test")
+    a.set_xlabel("epoch")
+    a.set_ylabel("loss")
+    a.set_title("loss")
+    a.legend()
+    b.plot(ep, [r["train_top1"] for r in rows], "o-", label="train top-1")
+    b.plot(ep, [r["test_top1"] for r in rows], "s-", label="test top-1")
+    b.plot(ep, [r["test_top5"] for r in rows], "^--", label="test top-5", alpha=0.6)
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy (%)")
+    b.set_title("accuracy")
+    b.legend()
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def write_report(out: str | Path, *, cm: Tensor, classes: Sequence[str], history: Sequence[dict[str, Any]],
+                 wrong_images: Tensor | None = None, wrong_true: Tensor | None = None,
+                 wrong_pred: Tensor | None = None) -> dict[str, Any]:
+    """Write the report files into ``out``; return ``per_class_top1`` (a class name -> percent dict).
+
+    ``wrong_images`` are display-ready images in [0, 1], ``(N, C, H, W)``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    out = Path(out)
+    k = cm.shape[0]
+    names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["true\\predicted", *names])
+            for i in range(k):
+                w.writerow([names[i], *cm[i].tolist()])
+
+    atomic_write(out / CONFUSION_CSV, write_csv)
+    _plot_confusion(cm, names, out / CONFUSION_PNG)
+    if wrong_images is not None and wrong_images.shape[0] > 0:
+        _plot_misclassified(wrong_images, wrong_true, wrong_pred, names, out / MISCLASSIFIED_PNG)
+    if history:
+        _plot_curves(history, out / CURVES_PNG)
+    return dict(zip(names, per_class_accuracy(cm), strict=True))
+
+
+class TensorBoardLogger:
+    """Per-epoch scalars to TensorBoard under ``out/tensorboard`` when it is installed; else a no-op."""
+
+    def __init__(self, out: str | Path | None) -> None:
+        self.writer = None
+        if out is None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # tensorboard not installed: silently off
+            return
+        try:
+            self.writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
+        except Exception:
+            self.writer = None
+
+    def log(self, row: dict[str, Any], step: int) -> None:
+        if self.writer is None:
+            return
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, int | float):
+                self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
