@@ -111,3 +111,30 @@ def test_lenet5_1998_trains_with_its_rbf_output(tmp_path):
     s = fit(TrainConfig(model="lenet5", epochs=1, train_samples=5000, batch_size=16, lr=0.002,
                         warmup_epochs=0, threads=1, out=str(tmp_path)), progress=False)
     assert s["test_top1"] >= 65.0  # chance is 10%
+
+
+def test_amp_choice_per_device():
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.train.loop import resolve_amp
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_amp("auto", cpu) is None and resolve_amp("off", cuda) is None
+    assert resolve_amp("auto", cuda) == torch.float16 and resolve_amp("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ConfigError, match="--amp bf16"):
+        resolve_amp("fp16", cpu)
+
+
+def test_features_together_bf16_channels_last_tta_iterations(tmp_path):
+    """AdamW, a multistep schedule in iterations, bf16 autocast, channels_last, augmentation and flip TTA."""
+    cfg = TrainConfig(model="lenet5_relu", iterations=10, train_samples=256, test_samples=200, batch_size=32,
+                      optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="multistep", milestones=(5,),
+                      milestone_unit="iter", warmup_epochs=0, amp="bf16", channels_last=True, hflip=True,
+                      crop_padding=2, random_erasing=0.25, eval_mode="flip", label_smoothing=0.1,
+                      no_decay_bn_bias=True, threads=1, out=str(tmp_path))
+    s = fit(cfg, progress=False, report=False)
+    assert s["steps"] == 10 and s["epochs"] == 2  # 8 steps per epoch: the run stops inside epoch 2
+    assert s["amp"] == "bfloat16" and s["eval_mode"] == "flip"
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [8, 10]
+    assert float(rows[-1]["lr"]) == pytest.approx(1e-4)  # ÷10 after iteration 5
+    assert 0 <= s["test_top1"] <= 100 and s["test_top5"] >= s["test_top1"]

@@ -47,8 +47,17 @@ from torch import Tensor
 
 from cnnzoo.errors import ConfigError
 
-__all__ = ["BatchAugment", "build_augment", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
-           "random_crop", "random_hflip", "pca_lighting", "random_erasing", "scale_jitter"]
+__all__ = [
+    "BatchAugment",
+    "build_augment",
+    "IMAGENET_EIGVAL",
+    "IMAGENET_EIGVEC",
+    "random_crop",
+    "random_hflip",
+    "pca_lighting",
+    "random_erasing",
+    "scale_jitter",
+]
 
 # The PCA of ImageNet's RGB pixel values in [0, 1] (fb.resnet.torch, timm, GluonCV).
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
@@ -67,7 +76,9 @@ def _rand(generator: torch.Generator, *shape: int, device: torch.device) -> Tens
 
 
 def _same_format(y: Tensor, like: Tensor) -> Tensor:
-    cl = like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+    cl = (
+        like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+    )
     return y.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
@@ -82,9 +93,15 @@ def _crop_at(x: Tensor, top: Tensor, left: Tensor, oh: int, ow: int) -> Tensor:
     return _same_format(out, x)
 
 
-def random_crop(x: Tensor, generator: torch.Generator, *, padding: int = 0, size: int | None = None,
-                fill: float | Sequence[float] = 0.0) -> Tensor:
-    """Pad by ``padding`` (value ``fill``, per channel if a sequence), then a random ``size`` crop per sample."""
+def random_crop(
+    x: Tensor,
+    generator: torch.Generator,
+    *,
+    padding: int = 0,
+    size: int | None = None,
+    fill: float | Sequence[float] = 0.0,
+) -> Tensor:
+    """Pad by ``padding`` (value ``fill``, per channel if a sequence), then one random ``size`` crop each."""
     n, c, h, w = x.shape
     if padding:
         if isinstance(fill, int | float):
@@ -108,8 +125,15 @@ def random_hflip(x: Tensor, generator: torch.Generator, p: float = 0.5) -> Tenso
     return torch.where(flip, x.flip(3), x)
 
 
-def pca_lighting(x: Tensor, generator: torch.Generator, *, sigma: float, eigval: Tensor, eigvec: Tensor,
-                 std: Tensor | None = None) -> Tensor:
+def pca_lighting(
+    x: Tensor,
+    generator: torch.Generator,
+    *,
+    sigma: float,
+    eigval: Tensor,
+    eigvec: Tensor,
+    std: Tensor | None = None,
+) -> Tensor:
     """AlexNet's colour augmentation: ``x + eigvec @ (α ⊙ eigval) / std``, α ~ N(0, σ²) per image."""
     n, c = x.shape[:2]
     alpha = torch.randn(n, eigval.numel(), generator=generator) * sigma  # CPU
@@ -127,8 +151,15 @@ def scale_jitter(x: Tensor, generator: torch.Generator, *, smin: int, smax: int,
     return random_crop(x, generator, size=size)
 
 
-def random_erasing(x: Tensor, generator: torch.Generator, *, p: float, value: float = 0.0,
-                   area: tuple[float, float] = ERASE_AREA, aspect: tuple[float, float] = ERASE_ASPECT) -> Tensor:
+def random_erasing(
+    x: Tensor,
+    generator: torch.Generator,
+    *,
+    p: float,
+    value: float = 0.0,
+    area: tuple[float, float] = ERASE_AREA,
+    aspect: tuple[float, float] = ERASE_ASPECT,
+) -> Tensor:
     """Zhong et al. 2017: erase one random rectangle per sample with probability ``p`` (vectorised)."""
     n, _, h, w = x.shape
     k = ERASE_TRIES
@@ -165,10 +196,20 @@ class BatchAugment:
     format; its side is ``out_size`` when set, else the input's.
     """
 
-    def __init__(self, *, crop_padding: int = 0, hflip: bool = False, pca_lighting: float = 0.0,
-                 scale_jitter: tuple[int, int] | None = None, random_erasing: float = 0.0,
-                 out_size: int | None = None, eigval: Tensor | None = None, eigvec: Tensor | None = None,
-                 std: Tensor | None = None, fill: float | Sequence[float] = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        crop_padding: int = 0,
+        hflip: bool = False,
+        pca_lighting: float = 0.0,
+        scale_jitter: tuple[int, int] | None = None,
+        random_erasing: float = 0.0,
+        out_size: int | None = None,
+        eigval: Tensor | None = None,
+        eigvec: Tensor | None = None,
+        std: Tensor | None = None,
+        fill: float | Sequence[float] = 0.0,
+    ) -> None:
         self.crop_padding = crop_padding
         self.hflip = hflip
         self.pca_sigma = pca_lighting
@@ -189,21 +230,27 @@ class BatchAugment:
             var = float(self.std[0]) ** 2 if self.std is not None else 1.0
             val, vec = torch.tensor([var]), torch.ones(1, 1)
         else:
-            raise ConfigError(f"PCA lighting has no default eigenvectors for {c}-channel images; "
-                              "pass eigval and eigvec (the PCA of your pixel values)")
+            raise ConfigError(
+                f"PCA lighting has no default eigenvectors for {c}-channel images; "
+                "pass eigval and eigvec (the PCA of your pixel values)"
+            )
         if vec.shape != (c, val.numel()):
-            raise ConfigError(f"PCA lighting: eigvec must be ({c}, k) with k = len(eigval) = {val.numel()}, "
-                              f"got {tuple(vec.shape)}")
+            raise ConfigError(
+                f"PCA lighting: eigvec must be ({c}, k) with k = len(eigval) = {val.numel()}, "
+                f"got {tuple(vec.shape)}"
+            )
         return val.float(), vec.float()
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         if x.dim() != 4:
             raise ValueError(f"augment expects a (N, C, H, W) batch, got shape {tuple(x.shape)}")
+        x_in = x
         if self.scale_jitter is not None:
             smin, smax = self.scale_jitter
             x = scale_jitter(x, generator, smin=smin, smax=smax, size=self.out_size or smin)
-        if self.crop_padding or (self.scale_jitter is None and self.out_size is not None
-                                 and self.out_size != x.shape[-1]):
+        if self.crop_padding or (
+            self.scale_jitter is None and self.out_size is not None and self.out_size != x.shape[-1]
+        ):
             x = random_crop(x, generator, padding=self.crop_padding, size=self.out_size, fill=self.fill)
         if self.hflip:
             x = random_hflip(x, generator)
@@ -213,7 +260,7 @@ class BatchAugment:
             x = pca_lighting(x, generator, sigma=self.pca_sigma, eigval=val, eigvec=vec, std=std)
         if self.random_erasing > 0:
             x = random_erasing(x, generator, p=self.random_erasing)
-        return x
+        return _same_format(x, x_in)  # elementwise ops may return the default layout
 
     def __repr__(self) -> str:
         parts = []
@@ -271,10 +318,14 @@ def build_augment(
         raise ConfigError(f"out_size must be >= 1, got {out_size}")
     if scale_jitter is not None:
         if len(scale_jitter) != 2 or not 1 <= scale_jitter[0] <= scale_jitter[1]:
-            raise ConfigError(f"scale_jitter must be (S_min, S_max) with 1 <= S_min <= S_max, got {scale_jitter}")
+            raise ConfigError(
+                f"scale_jitter must be (S_min, S_max) with 1 <= S_min <= S_max, got {scale_jitter}"
+            )
         if out_size is not None and out_size > scale_jitter[0]:
-            raise ConfigError(f"scale_jitter S_min {scale_jitter[0]} is below the crop out_size {out_size}; "
-                              "the crop must fit inside the smallest rescaled image")
+            raise ConfigError(
+                f"scale_jitter S_min {scale_jitter[0]} is below the crop out_size {out_size}; "
+                "the crop must fit inside the smallest rescaled image"
+            )
         scale_jitter = (int(scale_jitter[0]), int(scale_jitter[1]))
     if not (crop_padding or hflip or pca_lighting or scale_jitter or random_erasing or out_size):
         return None
@@ -285,6 +336,15 @@ def build_augment(
     if vec is not None and vec.dim() == 1:
         vec = vec.view(-1, 1)
     std_t = None if std is None else torch.as_tensor(std, dtype=torch.float32).flatten()
-    return BatchAugment(crop_padding=crop_padding, hflip=hflip, pca_lighting=pca_lighting,
-                        scale_jitter=scale_jitter, random_erasing=random_erasing, out_size=out_size,
-                        eigval=val, eigvec=vec, std=std_t, fill=fill)
+    return BatchAugment(
+        crop_padding=crop_padding,
+        hflip=hflip,
+        pca_lighting=pca_lighting,
+        scale_jitter=scale_jitter,
+        random_erasing=random_erasing,
+        out_size=out_size,
+        eigval=val,
+        eigvec=vec,
+        std=std_t,
+        fill=fill,
+    )

@@ -52,7 +52,9 @@ def save_weights(model: nn.Module, path: str | Path) -> str:
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "library": "cnnzoo"}))
+    # One metadata key only: safetensors keeps metadata in a Rust HashMap whose order is random per
+    # call, so two keys would make the file's sha256 (summary.json's weights_sha256) vary run to run.
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     return sha256_file(path)
 
 
@@ -81,7 +83,8 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
             parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
         if bad_shape:
             k = bad_shape[0]
-            parts.append(f"shape mismatch at {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
+            parts.append(f"shape mismatch at {k}: file {tuple(state[k].shape)} vs model "
+                         f"{tuple(own[k].shape)}")
         raise RunDirError(f"{path} does not match {type(model).__name__}: " + "; ".join(parts))
     with torch.no_grad():
         model.load_state_dict(state, strict=strict)

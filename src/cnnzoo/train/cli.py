@@ -186,17 +186,24 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
     from cnnzoo.train.recipes import get_recipe, list_recipes
 
+    console = Console()
+    wide = console.width >= 120  # the description column only where it fits
     t = Table(title="cnnzoo recipes (cnnzoo train --recipe NAME; any field can be overridden)")
-    for col in ("name", "model", "data", "epochs", "batch", "optimizer", "schedule", "description"):
-        t.add_column(col, overflow="fold")
+    for col in ("name", "model", "data", "epochs", "batch", "optimizer", "schedule"):
+        t.add_column(col, no_wrap=True)
+    if wide:
+        t.add_column("description", ratio=1, overflow="ellipsis", no_wrap=True, min_width=20)
     for name in list_recipes():
         r = get_recipe(name)
         r = r if isinstance(r, dict) else getattr(r, "__dict__", {})
         epochs = f"{r['iterations']} it" if r.get("iterations") else str(r.get("epochs", ""))
-        opt = f"{r.get('optimizer', 'sgd')} lr {r.get('lr', '')}"
-        t.add_row(name, str(r.get("model", "")), str(r.get("data", "")), epochs, str(r.get("batch_size", "")),
-                  opt, str(r.get("schedule", "")), str(r.get("description", "")))
-    Console().print(t)
+        opt = f"{r.get('optimizer', 'sgd')} {r.get('lr', '')}"
+        row = [name, str(r.get("model", "")), str(r.get("data", "")), epochs, str(r.get("batch_size", "")),
+               opt, str(r.get("schedule", ""))]
+        if wide:
+            row.append(str(r.get("description", "")).split(": ")[0])
+        t.add_row(*row)
+    console.print(t)
     return 0
 
 

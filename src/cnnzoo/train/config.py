@@ -56,6 +56,8 @@ FIELD_HELP: dict[str, str] = {
     "eval_crop": "crop side for center/tencrop evaluation",
     "input_size": "side fed to the model (default: per model)",
     "train_samples": "train on a random subset of N images",
+    "test_samples": "evaluate on a fixed random subset of N test images (quick runs only: the reported "
+                    "accuracy is then the subset's)",
     "seed": "random seed (init, shuffling, augmentation)",
     "device": "auto, cpu, cuda, cuda:1 or mps",
     "threads": "CPU threads (default: torch's)",
@@ -108,6 +110,7 @@ class TrainConfig:
     eval_crop: int | None = None
     input_size: int | None = None
     train_samples: int | None = None
+    test_samples: int | None = None
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -180,6 +183,8 @@ class TrainConfig:
         need(self.input_size is None or self.input_size >= 1, f"input size must be >= 1, got {self.input_size}")
         need(self.train_samples is None or self.train_samples >= 1,
              f"train samples must be >= 1, got {self.train_samples}")
+        need(self.test_samples is None or self.test_samples >= 1,
+             f"test samples must be >= 1, got {self.test_samples}")
         need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed}")
         need(isinstance(self.device, str) and self.device.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
              f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")

@@ -47,7 +47,7 @@ __all__ = ["fit", "select_device", "TrainingDivergedError", "TrainingInterrupted
            "resolve_amp", "METRIC_FIELDS"]
 
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr",
-                 "images_per_second", "epoch_seconds")
+                 "images_per_second", "epoch_seconds", "elapsed_seconds")
 CHECK_EVERY = 25  # steps between loss finiteness checks and progress updates (each one syncs)
 
 
@@ -191,12 +191,18 @@ def _build_data(cfg: TrainConfig, device: torch.device, memory_format) -> tuple[
             keep = sorted(torch.randperm(len(train_feed), generator=g)[: cfg.train_samples].tolist())
             train_feed.data.samples = [train_feed.data.samples[i] for i in keep]
             train_feed.labels = train_feed.labels[keep]
-        model = create_model(cfg.model, num_classes=len(train_feed.classes), in_chans=in_chans, **cfg.model_kwargs)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
+        model = create_model(cfg.model, num_classes=len(train_feed.classes), in_chans=in_chans,
+                             **cfg.model_kwargs)
         return train_feed, test_feed, model, size, "resize"
     train_ds = load_dataset(cfg.data, "train", data_dir=cfg.data_dir)
     test_ds = load_dataset(cfg.data, "test", data_dir=cfg.data_dir)
     if cfg.train_samples:
         train_ds = train_ds.subset(cfg.train_samples, seed=cfg.seed)
+    if cfg.test_samples:
+        test_ds = test_ds.subset(cfg.test_samples, seed=cfg.seed + 1)
+    get_model_config(cfg.model)  # imports the model modules first: importing must not shift the seed
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
     model = create_model(cfg.model, num_classes=train_ds.num_classes, in_chans=train_ds.channels,
                          **cfg.model_kwargs)
     size, mode = resolve_input(model.default_cfg, cfg.input_size, train_ds.images.shape[-1])
@@ -214,7 +220,7 @@ def _mean_std(feed) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | Path | None = None,
         stop_after_steps: int | None = None, on_step: Callable[[int, nn.Module], None] | None = None,
-        overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        overrides: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory. Returns the summary dict.
 
     Args:
@@ -225,6 +231,7 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
         stop_after_steps: (tests) behave as if Ctrl-C arrived after this many optimizer steps.
         on_step: (tests) called as ``on_step(global_step, model)`` after every optimizer step.
         overrides: with ``resume``, fields to change in the saved config (e.g. ``{"epochs": 3}``).
+        report: write the end-of-run plots and confusion matrix (tests turn it off for speed).
 
     Raises:
         TrainingInterrupted: after Ctrl-C/SIGTERM, once the checkpoint is saved.
@@ -253,18 +260,17 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
         console = Console(quiet=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = D.init(dist, select_device(cfg.device))
     world, rank = dist.world, dist.rank
     if cfg.batch_size % world:
         raise ConfigError(f"the global batch {cfg.batch_size} does not divide over {world} processes; use a "
                           f"--batch-size that is a multiple of {world}")
+    device = D.init(dist, select_device(cfg.device))
     local_batch = cfg.batch_size // world
     out = Path(cfg.out) if cfg.out else default_out_dir(cfg.model)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
 
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     train_feed, test_feed, model, size, mode = _build_data(cfg, device, memory_format)
     model = model.to(device, memory_format=memory_format)
     if rank:
@@ -479,7 +485,8 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
             row = {"epoch": epoch + 1, "step": global_step, "train_loss": red[0] / red[2],
                    "train_top1": 100.0 * red[1] / red[2], "test_loss": ev["loss"], "test_top1": ev["top1"],
                    "test_top5": ev["top5"], "lr": opt.param_groups[0]["lr"],
-                   "images_per_second": red[2] / max(acc["seconds"], 1e-9), "epoch_seconds": acc["seconds"]}
+                   "images_per_second": red[2] / max(acc["seconds"], 1e-9), "epoch_seconds": acc["seconds"],
+                   "elapsed_seconds": totals["wall_seconds"] + time.perf_counter() - t_start}
             history.append(row)
             improved = ev["top1"] > best_top1
             best_top1 = max(best_top1, ev["top1"])
@@ -501,12 +508,15 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
     summary: dict[str, Any] = {}
     if is_main:
         sha = save_weights(model, out / WEIGHTS)
-        if "preds" not in last_eval:  # DDP evaluated shards: rank 0 runs the full pass for the report
+        if report and "preds" not in last_eval:  # DDP evaluated shards: rank 0 runs the full pass for the report
             last_eval = evaluate(model, test_feed.batches(cfg.eval_batch_size), num_samples=len(test_feed),
                                  predict=predict, autocast=autocast if amp_dtype else None, collect=True)
-        from cnnzoo.train.report import confusion_matrix, write_report
+        from cnnzoo.train.report import confusion_matrix, per_class_accuracy, write_report
 
         classes = _classes_of(test_feed)
+        if "preds" not in last_eval:
+            last_eval = {**last_eval, "preds": torch.zeros(0, dtype=torch.long),
+                         "targets": torch.zeros(0, dtype=torch.long)}
         cm = confusion_matrix(last_eval["preds"], last_eval["targets"], model.num_classes)
         wrong = None
         if "wrong_x" in last_eval:
@@ -516,8 +526,13 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
             if m.shape[1] != last_eval["wrong_x"].shape[1]:
                 m, s = m.mean(), s.mean()
             wrong = (last_eval["wrong_x"] * s + m).clamp(0, 1)
-        per_class = write_report(out, cm=cm, classes=classes, history=history, wrong_images=wrong,
-                                 wrong_true=last_eval.get("wrong_true"), wrong_pred=last_eval.get("wrong_pred"))
+        if report:
+            per_class = write_report(out, cm=cm, classes=classes, history=history, wrong_images=wrong,
+                                     wrong_true=last_eval.get("wrong_true"),
+                                     wrong_pred=last_eval.get("wrong_pred"))
+        else:
+            names = classes if len(classes) == cm.shape[0] else [str(i) for i in range(cm.shape[0])]
+            per_class = dict(zip(names, per_class_accuracy(cm), strict=True))
         last = history[-1]
         wall = totals["wall_seconds"] + time.perf_counter() - t_start
         summary = {

@@ -32,7 +32,9 @@ _NORM_TYPES: tuple[type[nn.Module], ...] = (
 )
 
 
-def param_groups(model: nn.Module, weight_decay: float, *, no_decay_bn_bias: bool = False) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module, weight_decay: float, *, no_decay_bn_bias: bool = False
+) -> list[dict[str, Any]]:
     """Parameter groups for an optimizer.
 
     Args:
@@ -98,8 +100,13 @@ def build_optimizer(
     if key == "sgd":
         if not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=bool(nesterov and momentum > 0),
-                               weight_decay=weight_decay)
+        return torch.optim.SGD(
+            groups,
+            lr=lr,
+            momentum=momentum,
+            nesterov=bool(nesterov and momentum > 0),
+            weight_decay=weight_decay,
+        )
     b1, b2 = (float(b) for b in betas)
     if not (0 <= b1 < 1 and 0 <= b2 < 1):
         raise ConfigError(f"betas must both be in [0, 1), got {tuple(betas)}")

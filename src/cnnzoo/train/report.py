@@ -76,23 +76,29 @@ def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
 
 
 def _plot_misclassified(images: Tensor, true: Tensor, pred: Tensor, classes: Sequence[str], path: Path) -> None:
+    """One mosaic image (a single axes: fast) with a ``true -> predicted`` caption under each tile."""
     import matplotlib.pyplot as plt
 
-    n = images.shape[0]
+    n, c, h, w = images.shape
     cols = min(8, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.85 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = images[i].float()
-        if img.shape[0] == 1:
-            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
-        else:
-            ax.imshow(img[:3].permute(1, 2, 0).clamp(0, 1).numpy())
-        ax.set_title(f"{classes[int(true[i])]}\n-> {classes[int(pred[i])]}", fontsize=7, color="firebrick")
-    fig.suptitle("misclassified test images (true -> predicted)", fontsize=9)
+    gap, cap = max(2, h // 16), max(10, h // 2)  # pixels between tiles and for the caption
+    H, W = rows * (h + cap + gap), cols * (w + gap)
+    mosaic = torch.ones(3, H, W)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        img = images[i].float().clamp(0, 1)
+        img = img.expand(3, h, w) if c == 1 else img[:3]
+        top, left = r * (h + cap + gap), q * (w + gap)
+        mosaic[:, top : top + h, left : left + w] = img
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.5 * cols), max(2.0, 1.75 * rows)))
+    ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.axis("off")
+    for i in range(n):
+        r, q = divmod(i, cols)
+        ax.text(q * (w + gap) + w / 2, r * (h + cap + gap) + h + 1, f"{classes[int(true[i])]}\n-> "
+                f"{classes[int(pred[i])]}", ha="center", va="top", fontsize=6, color="firebrick")
+    ax.set_title("misclassified test images (true -> predicted)", fontsize=9)
     _savefig(fig, path)
     plt.close(fig)
 
@@ -115,8 +121,11 @@ def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     b.set_ylabel("accuracy (%)")
     b.set_title("accuracy")
     b.legend()
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _savefig(fig, path)
     plt.close(fig)
 

@@ -192,17 +192,27 @@ class Schedule:
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """Everything that changes during a run, plus the name to check on load."""
-        return {"name": self.name, "step": self.step, "epoch": self.epoch, "base_lrs": list(self.base_lrs),
-                "plateau_factor": self.plateau_factor, "plateau_best": self.plateau_best,
-                "plateau_bad_epochs": self.plateau_bad_epochs}
+        return {
+            "name": self.name,
+            "step": self.step,
+            "epoch": self.epoch,
+            "base_lrs": list(self.base_lrs),
+            "plateau_factor": self.plateau_factor,
+            "plateau_best": self.plateau_best,
+            "plateau_bad_epochs": self.plateau_bad_epochs,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
-            raise ConfigError(f"the checkpoint's schedule is {state.get('name')!r}, this run's is {self.name!r}; "
-                              "resume with the same schedule")
+            raise ConfigError(
+                f"the checkpoint's schedule is {state.get('name')!r}, this run's is {self.name!r}; "
+                "resume with the same schedule"
+            )
         if len(state["base_lrs"]) != len(self.optimizer.param_groups):
-            raise ConfigError(f"the checkpoint has {len(state['base_lrs'])} parameter group(s), the optimizer "
-                              f"{len(self.optimizer.param_groups)}; resume with the same no_decay_bn_bias")
+            raise ConfigError(
+                f"the checkpoint has {len(state['base_lrs'])} parameter group(s), the optimizer "
+                f"{len(self.optimizer.param_groups)}; resume with the same no_decay_bn_bias"
+            )
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.base_lrs = [float(b) for b in state["base_lrs"]]
@@ -214,8 +224,10 @@ class Schedule:
         self._apply()
 
     def __repr__(self) -> str:
-        return (f"Schedule({self.name!r}, step={self.step}/{self.total_steps}, warmup={self.warmup_steps}, "
-                f"lr_factor={self.lr_factor:.4g})")
+        return (
+            f"Schedule({self.name!r}, step={self.step}/{self.total_steps}, warmup={self.warmup_steps}, "
+            f"lr_factor={self.lr_factor:.4g})"
+        )
 
 
 def build_schedule(
@@ -266,12 +278,16 @@ def build_schedule(
     if key not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
     if steps_per_epoch < 1 or total_steps < 1:
-        raise ConfigError(f"steps per epoch and total steps must be >= 1, got {steps_per_epoch}, {total_steps}")
+        raise ConfigError(
+            f"steps per epoch and total steps must be >= 1, got {steps_per_epoch}, {total_steps}"
+        )
     if warmup_steps < 0:
         raise ConfigError(f"warmup steps must be >= 0, got {warmup_steps}")
     if key in _SHIFTED and warmup_steps >= total_steps:
-        raise ConfigError(f"warmup ({warmup_steps} steps) leaves nothing of the {total_steps}-step {key} "
-                          "schedule; shorten warmup_epochs")
+        raise ConfigError(
+            f"warmup ({warmup_steps} steps) leaves nothing of the {total_steps}-step {key} "
+            "schedule; shorten warmup_epochs"
+        )
     if not 0 < gamma <= 1:
         raise ConfigError(f"gamma must be in (0, 1], got {gamma}")
     if not 0 <= min_lr_factor <= 1:
@@ -279,7 +295,9 @@ def build_schedule(
     if not 0 <= warmup_start_factor <= 1:
         raise ConfigError(f"warmup_start_factor must be in [0, 1], got {warmup_start_factor}")
     if milestone_unit not in MILESTONE_UNITS:
-        raise ConfigError(f"milestone_unit must be one of {', '.join(MILESTONE_UNITS)}, got {milestone_unit!r}")
+        raise ConfigError(
+            f"milestone_unit must be one of {', '.join(MILESTONE_UNITS)}, got {milestone_unit!r}"
+        )
     if key == "multistep" and not milestones:
         raise ConfigError("the multistep schedule needs milestones (e.g. milestones: [30, 60])")
     if key == "step" and step_size < 1:
@@ -295,12 +313,21 @@ def build_schedule(
             raise ConfigError(f"onecycle_anneal must be 'cos' or 'linear', got {onecycle_anneal!r}")
     scale = steps_per_epoch if milestone_unit == "epoch" else 1
     return Schedule(
-        optimizer, name=key, steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps,
+        optimizer,
+        name=key,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
         warmup_start_factor=warmup_start_factor,
-        milestones_steps=[round(m * scale) for m in milestones], gamma=gamma,
-        step_size_steps=step_size * steps_per_epoch, plateau_patience=plateau_patience,
-        plateau_threshold=plateau_threshold, min_lr_factor=min_lr_factor, onecycle_pct_start=onecycle_pct_start,
-        onecycle_div_factor=onecycle_div_factor, onecycle_final_div_factor=onecycle_final_div_factor,
+        milestones_steps=[round(m * scale) for m in milestones],
+        gamma=gamma,
+        step_size_steps=step_size * steps_per_epoch,
+        plateau_patience=plateau_patience,
+        plateau_threshold=plateau_threshold,
+        min_lr_factor=min_lr_factor,
+        onecycle_pct_start=onecycle_pct_start,
+        onecycle_div_factor=onecycle_div_factor,
+        onecycle_final_div_factor=onecycle_final_div_factor,
         onecycle_anneal=onecycle_anneal,
     )
 

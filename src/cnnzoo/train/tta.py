@@ -55,7 +55,9 @@ def _crop_side(x: Tensor, crop: int | None, mode: str) -> int:
         raise ConfigError(f"eval mode {mode!r} needs a crop size (eval_crop), e.g. 224 for 256-pixel images")
     h, w = x.shape[-2:]
     if crop < 1 or crop > min(h, w):
-        raise ConfigError(f"eval crop {crop} does not fit {h}x{w} inputs; use a crop between 1 and {min(h, w)}")
+        raise ConfigError(
+            f"eval crop {crop} does not fit {h}x{w} inputs; use a crop between 1 and {min(h, w)}"
+        )
     return crop
 
 
@@ -79,8 +81,9 @@ def predict(model: nn.Module, x: Tensor, *, mode: str = "none", crop: int | None
         return _logits(model, x)
     if mode == "center":
         c = _crop_side(x, crop, mode)
-        return _logits(model, x if c == min(x.shape[-2:]) and x.shape[-2] == x.shape[-1]
-                       else TF.center_crop(x, [c, c]))
+        return _logits(
+            model, x if c == min(x.shape[-2:]) and x.shape[-2] == x.shape[-1] else TF.center_crop(x, [c, c])
+        )
     if mode == "flip":
         if crop is not None:
             c = _crop_side(x, crop, mode)
