@@ -160,6 +160,7 @@ def test_cifar_counts_derived_by_hand_round_to_the_paper():
         digits = 1 if paper >= 1 else 2
         assert round(exact / 1e6, digits) == paper, (depth, exact)
     assert meta_params("resnet20") == 269_722  # the figure the CIFAR literature quotes
+    assert meta_params("resnet8") == by_hand(1) == 75_290  # n = 1: not in the paper
 
 
 @pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])

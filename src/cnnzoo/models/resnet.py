@@ -36,7 +36,7 @@ Choices:
   Neural Networks", CVPR 2019, §4.2) build on ResNet-B (stride in the 3×3); their keys follow
   timm's ``resnet50c``/``resnet50d``.
 
-CIFAR family (§4.2): ``resnet20``, ``32``, ``44``, ``56``, ``110``, ``1202`` (depth 6n + 2): a 3×3 conv
+CIFAR family (§4.2): ``resnet8`` (n = 1, not in the paper: the smallest member), ``resnet20``, ``32``, ``44``, ``56``, ``110``, ``1202`` (depth 6n + 2): a 3×3 conv
 with 16 filters, then three stages of n basic blocks with 16, 32 and 64 filters on 32², 16² and 8²
 maps, option-A shortcuts, global average pool and a 10-way fc. ``plain20`` … ``plain110`` are the
 same stacks without shortcuts (the degradation experiment, Fig. 6). Fashion-MNIST's 28×28 images
@@ -229,8 +229,9 @@ for _name, (_depth, _options, _note) in IMAGENET_VARIANTS.items():
 
 
 # §4.2: depth 6n + 2 -> n blocks per stage. Fig. 6 compares plain nets of 20-56 layers; plain110
-# extends the same comparison to the depth of ResNet-110.
-CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
+# extends the same comparison to the depth of ResNet-110. resnet8 (n = 1) is not in the paper: the
+# family's smallest member, used by the fashion-best recipe where a CPU budget rules.
+CIFAR_DEPTHS: dict[int, int] = {8: 1, 20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 PLAIN_DEPTHS = (20, 32, 44, 56, 110)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -265,7 +266,7 @@ def _register_cifar(depth: int, residual: bool) -> None:
         std=CIFAR_STD,
         small_input_size=32,
         small_input_mode="pad",
-        notes=f"CIFAR-10 net, 6n+2 layers with n={n}, {kind}",
+        notes=f"CIFAR-10 net, 6n+2 layers with n={n}, {kind}" + (" (not in the paper)" if n == 1 else ""),
     )
     register_model(cfg, name=name)(builder)
     globals()[name] = builder
