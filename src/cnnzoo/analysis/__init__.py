@@ -7,21 +7,26 @@
 See ``docs/cost-tables.md`` for the rules.
 """
 
-from cnnzoo.analysis.analyze import (
-    OPTIMIZER_STATES,
-    AnalysisError,
-    analyze,
-    inception_widths,
-    parse_input_size,
-)
-from cnnzoo.analysis.report import CostReport, LayerCost
+from __future__ import annotations
 
-__all__ = [
-    "analyze",
-    "CostReport",
-    "LayerCost",
-    "AnalysisError",
-    "OPTIMIZER_STATES",
-    "inception_widths",
-    "parse_input_size",
-]
+import importlib
+from typing import Any
+
+# Imported lazily: `cnnzoo list` loads this package's CLI module and must not import torch.
+_EXPORTS = {
+    "analyze": "costs",
+    "AnalysisError": "costs",
+    "OPTIMIZER_STATES": "costs",
+    "inception_widths": "costs",
+    "parse_input_size": "costs",
+    "CostReport": "report",
+    "LayerCost": "report",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
