@@ -43,7 +43,9 @@ def minimal_loop(model_name: str, n: int, epochs: int, *, channels_last: bool = 
     model = create_model(model_name, num_classes=10, in_chans=1)
     size, mode = resolve_input(model.default_cfg, None, 28)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x_all = adapt_images(ds.images, size=size, mode=mode, mean=ds.mean, std=ds.std, in_chans=1, memory_format=fmt)
+    x_all = adapt_images(
+        ds.images, size=size, mode=mode, mean=ds.mean, std=ds.std, in_chans=1, memory_format=fmt
+    )
     y_all = ds.labels
     model = model.to(memory_format=fmt).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -80,8 +82,16 @@ def trainer(model_name: str, n: int, epochs: int, *, amp: str, channels_last: bo
     train_loop.save_checkpoint = timed_save
     try:
         with tempfile.TemporaryDirectory() as d:
-            cfg = TrainConfig(model=model_name, epochs=epochs, train_samples=n, test_samples=1000, batch_size=BATCH,
-                              amp=amp, channels_last=channels_last, out=str(Path(d) / "run"))
+            cfg = TrainConfig(
+                model=model_name,
+                epochs=epochs,
+                train_samples=n,
+                test_samples=1000,
+                batch_size=BATCH,
+                amp=amp,
+                channels_last=channels_last,
+                out=str(Path(d) / "run"),
+            )
             console = Console(file=io.StringIO(), force_terminal=True, width=120)  # the bar renders, unseen
             s = train_loop.fit(cfg, console=console, progress=True, report=False)
     finally:
@@ -91,8 +101,10 @@ def trainer(model_name: str, n: int, epochs: int, *, amp: str, channels_last: bo
 
 
 def throughput(rounds: int = 2) -> None:
-    print(f"== throughput: fit (all features) vs a minimal loop; Fashion-MNIST, batch {BATCH}, {EPOCHS} epochs, "
-          f"{torch.get_num_threads()} threads; best of {rounds} interleaved rounds")
+    print(
+        f"== throughput: fit (all features) vs a minimal loop; Fashion-MNIST, batch {BATCH}, {EPOCHS} epochs, "
+        f"{torch.get_num_threads()} threads; best of {rounds} interleaved rounds"
+    )
     for name, n in SUBSET.items():
         base, fp32, bf16, cl_base = [], [], [], []
         ck = 0.0
@@ -104,10 +116,12 @@ def throughput(rounds: int = 2) -> None:
             bf16.append(trainer(name, n, EPOCHS, amp="bf16", channels_last=True)[0])
         b, f, h, c = max(base), max(fp32), max(bf16), max(cl_base)
         best = max(f, h)
-        print(f"{name:12s} minimal loop {b:8,.0f} img/s (channels_last {c:8,.0f}) | fit fp32+channels_last "
-              f"{f:8,.0f} img/s, bf16 autocast {h:8,.0f} img/s (bf16 {'faster' if h > f else 'slower'}: "
-              f"{'on' if h > f else 'off'}) | checkpoint {ck * 1000:.0f} ms/epoch | ratio fit/minimal "
-              f"{best / b:.2f}x")
+        print(
+            f"{name:12s} minimal loop {b:8,.0f} img/s (channels_last {c:8,.0f}) | fit fp32+channels_last "
+            f"{f:8,.0f} img/s, bf16 autocast {h:8,.0f} img/s (bf16 {'faster' if h > f else 'slower'}: "
+            f"{'on' if h > f else 'off'}) | checkpoint {ck * 1000:.0f} ms/epoch | ratio fit/minimal "
+            f"{best / b:.2f}x"
+        )
 
 
 def time_to_accuracy(quick: bool) -> None:
@@ -128,14 +142,20 @@ def time_to_accuracy(quick: bool) -> None:
                 import csv
 
                 rows = list(csv.DictReader(open(Path(d) / "run" / "metrics.csv")))
-            hit = next((float(row["elapsed_seconds"]) for row in rows if float(row["test_top1"]) >= target), None)
+            hit = next(
+                (float(row["elapsed_seconds"]) for row in rows if float(row["test_top1"]) >= target), None
+            )
             times.append(hit if hit is not None else float("inf"))
             finals.append(s["test_top1"])
             walls.append(s["wall_seconds"])
-            print(f"  {name} seed {seed}: final top-1 {s['test_top1']:.2f}% in {s['wall_seconds']:.1f} s; "
-                  f"{target:.0f}% reached at {'%.1f s' % hit if hit is not None else 'never'}")
-        print(f"{name:12s} target {target:.0f}%: median time-to-accuracy {statistics.median(times):.1f} s, "
-              f"median final top-1 {statistics.median(finals):.2f}%, median wall {statistics.median(walls):.1f} s")
+            print(
+                f"  {name} seed {seed}: final top-1 {s['test_top1']:.2f}% in {s['wall_seconds']:.1f} s; "
+                f"{target:.0f}% reached at {'%.1f s' % hit if hit is not None else 'never'}"
+            )
+        print(
+            f"{name:12s} target {target:.0f}%: median time-to-accuracy {statistics.median(times):.1f} s, "
+            f"median final top-1 {statistics.median(finals):.2f}%, median wall {statistics.median(walls):.1f} s"
+        )
 
 
 def main() -> None:

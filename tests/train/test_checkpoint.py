@@ -14,8 +14,9 @@ from cnnzoo.train.checkpoint import STATE, CheckpointError, load_checkpoint, sav
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import TrainingDivergedError, fit
 
-BASE = dict(model="lenet5_relu", epochs=2, train_samples=256, test_samples=256, batch_size=64, threads=1,
-            seed=0)
+BASE = dict(
+    model="lenet5_relu", epochs=2, train_samples=256, test_samples=256, batch_size=64, threads=1, seed=0
+)
 
 
 @pytest.fixture(scope="module")

@@ -27,20 +27,48 @@ def test_every_config_field_has_a_flag():
 
 
 def test_flags_without_a_recipe_give_the_demo_defaults_plus_overrides():
-    cfg = _cfg("resnet20", "--lr", "0.2", "--no-nesterov", "--betas", "0.8,0.99", "--milestones", "3,6",
-               "--scale-jitter", "36,40", "--model-kwargs", '{"zero_init_residual": true}', "--amp", "off")
+    cfg = _cfg(
+        "resnet20",
+        "--lr",
+        "0.2",
+        "--no-nesterov",
+        "--betas",
+        "0.8,0.99",
+        "--milestones",
+        "3,6",
+        "--scale-jitter",
+        "36,40",
+        "--model-kwargs",
+        '{"zero_init_residual": true}',
+        "--amp",
+        "off",
+    )
     d = TrainConfig()
-    assert (cfg.model, cfg.lr, cfg.nesterov, cfg.betas, cfg.milestones) == ("resnet20", 0.2, False, (0.8, 0.99),
-                                                                            (3.0, 6.0))
+    assert (cfg.model, cfg.lr, cfg.nesterov, cfg.betas, cfg.milestones) == (
+        "resnet20",
+        0.2,
+        False,
+        (0.8, 0.99),
+        (3.0, 6.0),
+    )
     assert cfg.scale_jitter == (36, 40) and cfg.model_kwargs == {"zero_init_residual": True}
-    assert (cfg.epochs, cfg.batch_size, cfg.weight_decay, cfg.schedule) == (d.epochs, d.batch_size,
-                                                                            d.weight_decay, d.schedule)
+    assert (cfg.epochs, cfg.batch_size, cfg.weight_decay, cfg.schedule) == (
+        d.epochs,
+        d.batch_size,
+        d.weight_decay,
+        d.schedule,
+    )
 
 
 def test_recipe_then_file_then_flags(tmp_path):
     r = get_recipe("fashion-best")
     cfg = _cfg("--recipe", "fashion-best")
-    assert (cfg.model, cfg.lr, cfg.schedule, cfg.batch_size) == (r["model"], r["lr"], r["schedule"], r["batch_size"])
+    assert (cfg.model, cfg.lr, cfg.schedule, cfg.batch_size) == (
+        r["model"],
+        r["lr"],
+        r["schedule"],
+        r["batch_size"],
+    )
     f = tmp_path / "c.yaml"
     f.write_text("lr: 0.05\nepochs: 3\nlabel-smoothing: 0.0\n")
     cfg = _cfg("--recipe", "fashion-best", "--config", str(f), "--epochs", "2")
@@ -72,8 +100,24 @@ def test_bad_values_are_config_errors_naming_the_fix(tmp_path):
 
 def test_recipe_run_through_the_cli_saves_the_resolved_config(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--recipe", "fashion-fast", "--epochs", "1", "--train-samples", "256", "--test-samples",
-               "256", "--threads", "1", "--no-progress", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "fashion-fast",
+            "--epochs",
+            "1",
+            "--train-samples",
+            "256",
+            "--test-samples",
+            "256",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "resolved config" in printed and "schedule=onecycle" in printed

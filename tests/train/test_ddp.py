@@ -10,8 +10,22 @@ import sys
 
 import pytest
 
-ARGS = ["lenet5_relu", "--train-samples", "2000", "--test-samples", "1000", "--epochs", "2", "--batch-size", "64",
-        "--threads", "1", "--seed", "0", "--no-progress"]
+ARGS = [
+    "lenet5_relu",
+    "--train-samples",
+    "2000",
+    "--test-samples",
+    "1000",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--threads",
+    "1",
+    "--seed",
+    "0",
+    "--no-progress",
+]
 
 
 def _free_port() -> int:
@@ -31,11 +45,32 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "ddp"
     work = tmp_path / "cwd"
     work.mkdir()
-    r1 = subprocess.run([sys.executable, "-m", "cnnzoo", "train", *ARGS, "--out", str(single)], env=_env(),
-                        capture_output=True, text=True, timeout=240, cwd=work)
+    r1 = subprocess.run(
+        [sys.executable, "-m", "cnnzoo", "train", *ARGS, "--out", str(single)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=work,
+    )
     assert r1.returncode == 0, r1.stderr[-3000:]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "cnnzoo", "train", *ARGS, "--out", str(multi)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "cnnzoo",
+        "train",
+        *ARGS,
+        "--out",
+        str(multi),
+    ]
     r2 = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240, cwd=work)
     assert r2.returncode == 0, (r2.stdout[-3000:], r2.stderr[-3000:])
     s1 = json.loads((single / "summary.json").read_text())
@@ -73,8 +108,14 @@ def test_the_sampler_shards_like_distributed_sampler(fashion_test):
     seen = []
     for rank in (0, 1):
         assert feed.num_batches(10, world=2) == 5
-        ys = torch.cat([y for _, y in feed.batches(10, shuffle=True, generator=torch.Generator().manual_seed(5),
-                                                   rank=rank, world=2)])
+        ys = torch.cat(
+            [
+                y
+                for _, y in feed.batches(
+                    10, shuffle=True, generator=torch.Generator().manual_seed(5), rank=rank, world=2
+                )
+            ]
+        )
         assert torch.equal(ys, ds.labels[order[rank::2]])
         seen.append(order[rank::2])
     assert len(set(torch.cat(seen).tolist())) == 100  # disjoint shards, the tail of n % world dropped

@@ -199,3 +199,15 @@ def test_resolved_recipe_builds_a_train_config():
         if missing:  # the trainer's config has not caught up with every recipe field yet
             pytest.skip(f"TrainConfig lacks {sorted(missing)}")
         TrainConfig.from_dict(cfg)
+
+
+@pytest.mark.parametrize("name", ["fashion-fast", "fashion-best"])
+def test_fashion_recipes_name_a_registered_model_that_accepts_their_input(name):
+    """The fast recipes run on the 1-channel 28x28 data: their model exists and takes the input size."""
+    from cnnzoo.registry import get_model_config
+
+    r = get_recipe(name)
+    mc = get_model_config(r["model"])
+    assert r["data"] == "fashion-mnist"
+    assert r["input_size"] >= mc.min_input_size
+    assert r["eval_mode"] != "flip" or r["hflip"]  # flip TTA only on a model trained with flips

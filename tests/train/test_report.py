@@ -25,9 +25,13 @@ def test_confusion_matrix_and_per_class_accuracy_by_hand():
 
 
 def test_topk_correct_by_hand():
-    logits = torch.tensor([[0.1, 0.5, 0.2, 0.9, 0.0, 0.3],    # ranks: 3, 1, 5, 2, 0, 4
-                           [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-                           [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]])   # ranks: 5, 4, 3, 2, 1, 0
+    logits = torch.tensor(
+        [
+            [0.1, 0.5, 0.2, 0.9, 0.0, 0.3],  # ranks: 3, 1, 5, 2, 0, 4
+            [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+        ]
+    )  # ranks: 5, 4, 3, 2, 1, 0
     target = torch.tensor([1, 0, 0])
     # sample 0: target is 2nd -> top-1 miss, top-2 hit; sample 1: top-1 hit; sample 2: last -> top-5 miss
     assert topk_correct(logits, target, ks=(1, 2, 5)) == [1, 2, 2]
@@ -37,22 +41,42 @@ def test_topk_correct_by_hand():
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    s = fit(TrainConfig(model="lenet5_relu", epochs=2, train_samples=1000, test_samples=600, batch_size=50,
-                        threads=1, out=str(out)), progress=False)
+    s = fit(
+        TrainConfig(
+            model="lenet5_relu",
+            epochs=2,
+            train_samples=1000,
+            test_samples=600,
+            batch_size=50,
+            threads=1,
+            out=str(out),
+        ),
+        progress=False,
+    )
     return out, s
 
 
 def test_report_artefacts_exist_and_are_sane(reported):
     out, s = reported
     rows = list(csv.reader(open(out / "confusion_matrix.csv")))
-    assert rows[0][1:] == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                           "Bag", "Ankle boot"]
+    assert rows[0][1:] == [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     cm = torch.tensor([[int(v) for v in r[1:]] for r in rows[1:]])
     assert cm.shape == (10, 10) and int(cm.sum()) == 600  # every test image counted once
     assert float(cm.diag().sum()) / 600 * 100 == pytest.approx(s["test_top1"], abs=1e-6)
     per_class = s["per_class_top1"]
     assert list(per_class) == rows[0][1:]
-    for i, (name, acc) in enumerate(per_class.items()):
+    for i, acc in enumerate(per_class.values()):
         assert acc == pytest.approx(100.0 * float(cm[i, i]) / float(cm[i].sum()))
     for png in ("confusion_matrix.png", "misclassified.png", "curves.png"):
         data = (out / png).read_bytes()

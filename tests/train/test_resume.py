@@ -18,8 +18,19 @@ from cnnzoo.train.loop import TrainingInterrupted, fit
 
 # 512 images, batch 64: 8 steps per epoch, 3 epochs = 24 steps; flip + pad-crop exercise the
 # augmentation generator, which must resume too.
-BASE = dict(model="lenet5_relu", epochs=3, train_samples=512, batch_size=64, lr=0.05, warmup_epochs=0.5,
-            hflip=True, crop_padding=2, threads=1, seed=1, test_samples=2000)
+BASE = dict(
+    model="lenet5_relu",
+    epochs=3,
+    train_samples=512,
+    batch_size=64,
+    lr=0.05,
+    warmup_epochs=0.5,
+    hflip=True,
+    crop_padding=2,
+    threads=1,
+    seed=1,
+    test_samples=2000,
+)
 
 
 class Crash(RuntimeError):
@@ -36,6 +47,7 @@ def _crash_at(step):
     def hook(global_step, model):
         if global_step == step:
             raise Crash(f"simulated crash at step {step}")
+
     return hook
 
 
@@ -76,7 +88,9 @@ def test_periodic_checkpoints_resume_bit_exactly(straight, tmp_path):
 
 
 def test_a_different_seed_gives_different_weights(straight, tmp_path):
-    other = fit(TrainConfig(**{**BASE, "seed": 2, "epochs": 1}, out=str(tmp_path)), progress=False, report=False)
+    other = fit(
+        TrainConfig(**{**BASE, "seed": 2, "epochs": 1}, out=str(tmp_path)), progress=False, report=False
+    )
     assert other["weights_sha256"] != straight["weights_sha256"]
 
 
@@ -87,10 +101,26 @@ def _cli(*args):
 
 def test_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
-    cmd, env = _cli("lenet5_relu", "--train-samples", "1000", "--test-samples", "500", "--batch-size", "32",
-                    "--epochs", "40",
-                    "--schedule", "constant", "--warmup-epochs", "0", "--threads", "1", "--no-progress",
-                    "--out", str(out))
+    cmd, env = _cli(
+        "lenet5_relu",
+        "--train-samples",
+        "1000",
+        "--test-samples",
+        "500",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "40",
+        "--schedule",
+        "constant",
+        "--warmup-epochs",
+        "0",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     metrics = out / "metrics.csv"

@@ -161,7 +161,7 @@ def save_weights(net: Sequential, path: str | Path) -> str:
 
     state = {k: np.ascontiguousarray(v) for k, v in net.state_dict().items()}
     atomic_write(
-        path, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "library": "cnnzoo.scratch"})
+        path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"})
     )
     return sha256_file(path)
 

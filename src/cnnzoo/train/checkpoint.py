@@ -30,8 +30,16 @@ from torch import nn
 from cnnzoo.errors import CnnzooError
 from cnnzoo.io import atomic_write, sha256_file
 
-__all__ = ["RunDirError", "CheckpointError", "save_weights", "load_weights", "read_json", "save_checkpoint",
-           "load_checkpoint", "has_checkpoint"]
+__all__ = [
+    "RunDirError",
+    "CheckpointError",
+    "save_weights",
+    "load_weights",
+    "read_json",
+    "save_checkpoint",
+    "load_checkpoint",
+    "has_checkpoint",
+]
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
@@ -83,8 +91,9 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
             parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
         if bad_shape:
             k = bad_shape[0]
-            parts.append(f"shape mismatch at {k}: file {tuple(state[k].shape)} vs model "
-                         f"{tuple(own[k].shape)}")
+            parts.append(
+                f"shape mismatch at {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            )
         raise RunDirError(f"{path} does not match {type(model).__name__}: " + "; ".join(parts))
     with torch.no_grad():
         model.load_state_dict(state, strict=strict)
@@ -108,8 +117,13 @@ def save_checkpoint(run_dir: str | Path, model: nn.Module, state: dict[str, Any]
     step = int(state["global_step"])
     wname = f"ckpt-{step:08d}.safetensors"
     sha = save_weights(model, run_dir / wname)
-    full = {"format": STATE_FORMAT, "version": STATE_VERSION, "weights_file": wname, "weights_sha256": sha,
-            **state}
+    full = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "weights_file": wname,
+        "weights_sha256": sha,
+        **state,
+    }
     atomic_write(run_dir / STATE, lambda tmp: torch.save(full, tmp))
     for old in run_dir.glob("ckpt-*.safetensors"):
         if old.name != wname:
@@ -126,27 +140,36 @@ def load_checkpoint(run_dir: str | Path, model: nn.Module | None = None) -> dict
     run_dir = Path(run_dir)
     path = run_dir / STATE
     if not path.is_file():
-        raise CheckpointError(f"{path} not found: {run_dir} holds no training checkpoint to resume (expected "
-                              f"the --out directory of an interrupted `cnnzoo train`)")
+        raise CheckpointError(
+            f"{path} not found: {run_dir} holds no training checkpoint to resume (expected "
+            f"the --out directory of an interrupted `cnnzoo train`)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle refused by weights_only, ...
-        raise CheckpointError(f"{path} is not a readable cnnzoo training state ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160]}); it may be truncated or foreign. Expected a "
-                              f"file written by `cnnzoo train` (format {STATE_FORMAT!r})") from e
+        raise CheckpointError(
+            f"{path} is not a readable cnnzoo training state ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:160]}); it may be truncated or foreign. Expected a "
+            f"file written by `cnnzoo train` (format {STATE_FORMAT!r})"
+        ) from e
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a cnnzoo training state: expected a dict with format "
-                              f"{STATE_FORMAT!r}, got {type(state).__name__}"
-                              + (f" with format {state.get('format')!r}" if isinstance(state, dict) else ""))
+        raise CheckpointError(
+            f"{path} is not a cnnzoo training state: expected a dict with format "
+            f"{STATE_FORMAT!r}, got {type(state).__name__}"
+            + (f" with format {state.get('format')!r}" if isinstance(state, dict) else "")
+        )
     if state.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path} has state version {state.get('version')!r}; this cnnzoo reads version "
-                              f"{STATE_VERSION}")
+        raise CheckpointError(
+            f"{path} has state version {state.get('version')!r}; this cnnzoo reads version {STATE_VERSION}"
+        )
     wpath = run_dir / str(state.get("weights_file", ""))
     if not wpath.is_file():
         raise CheckpointError(f"{path} names weights {wpath.name!r}, which is missing from {run_dir}")
     if sha256_file(wpath) != state.get("weights_sha256"):
-        raise CheckpointError(f"{wpath} does not match the sha256 recorded in {path}; the checkpoint is "
-                              "damaged (interrupted copy?)")
+        raise CheckpointError(
+            f"{wpath} does not match the sha256 recorded in {path}; the checkpoint is "
+            "damaged (interrupted copy?)"
+        )
     if model is not None:
         try:
             load_weights(model, wpath)

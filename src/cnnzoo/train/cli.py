@@ -31,7 +31,10 @@ def _tuple_of(kind: type) -> Any:
         try:
             return tuple(kind(p) for p in parts)
         except ValueError as e:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from e
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s, got {text!r}"
+            ) from e
+
     return parse
 
 
@@ -71,22 +74,41 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
-    p.add_argument("model", nargs="?", default=argparse.SUPPRESS,
-                   help=f"registry name (default: the recipe's, else {d.model})")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=argparse.SUPPRESS,
+        help=f"registry name (default: the recipe's, else {d.model})",
+    )
     p.add_argument("--recipe", default=None, help="a named preset (see `cnnzoo recipes`)")
     p.add_argument("--config", default=None, metavar="FILE", help="a YAML or TOML file of config fields")
-    p.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue the interrupted run in DIR exactly (flags given here override its config)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the interrupted run in DIR exactly (flags given here override its config)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
-    p.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
-                   help="extra builder keyword, e.g. --model-arg criterion=map (repeatable)")
+    p.add_argument(
+        "--model-arg",
+        type=_kv,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra builder keyword, e.g. --model-arg criterion=map (repeatable)",
+    )
     g = p.add_argument_group("config fields (override the recipe and --config)")
     for f in dataclasses.fields(TrainConfig):
         if f.name == "model":
             continue
         default = getattr(d, f.name)
-        g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
-                       help=f"{FIELD_HELP.get(f.name, '')} (default {default})", **_flag_kwargs(f.name, hints[f.name]))
+        g.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            help=f"{FIELD_HELP.get(f.name, '')} (default {default})",
+            **_flag_kwargs(f.name, hints[f.name]),
+        )
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,9 +140,12 @@ def config_from_args(args: argparse.Namespace):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (recipes, schedules, augmentation, resume, torchrun)",
-                       description="Train a model. Precedence: --recipe < --config FILE < flags. "
-                                   "Multi-process: torchrun --nproc_per_node N -m cnnzoo train ...")
+    p = sub.add_parser(
+        "train",
+        help="train a model (recipes, schedules, augmentation, resume, torchrun)",
+        description="Train a model. Precedence: --recipe < --config FILE < flags. "
+        "Multi-process: torchrun --nproc_per_node N -m cnnzoo train ...",
+    )
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
@@ -166,10 +191,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.recipe or args.config:
                 from cnnzoo.errors import ConfigError
 
-                raise ConfigError("--resume continues a run with its saved config; drop --recipe/--config "
-                                  "(single flags such as --epochs may still override it)")
-            s = fit(TrainConfig(), console=console, progress=not args.no_progress, resume=args.resume,
-                    overrides=overrides_from_args(args))
+                raise ConfigError(
+                    "--resume continues a run with its saved config; drop --recipe/--config "
+                    "(single flags such as --epochs may still override it)"
+                )
+            s = fit(
+                TrainConfig(),
+                console=console,
+                progress=not args.no_progress,
+                resume=args.resume,
+                overrides=overrides_from_args(args),
+            )
         else:
             cfg = config_from_args(args)
             s = fit(cfg, console=console, progress=not args.no_progress)
@@ -198,8 +230,15 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         r = r if isinstance(r, dict) else getattr(r, "__dict__", {})
         epochs = f"{r['iterations']} it" if r.get("iterations") else str(r.get("epochs", ""))
         opt = f"{r.get('optimizer', 'sgd')} {r.get('lr', '')}"
-        row = [name, str(r.get("model", "")), str(r.get("data", "")), epochs, str(r.get("batch_size", "")),
-               opt, str(r.get("schedule", ""))]
+        row = [
+            name,
+            str(r.get("model", "")),
+            str(r.get("data", "")),
+            epochs,
+            str(r.get("batch_size", "")),
+            opt,
+            str(r.get("schedule", "")),
+        ]
         if wide:
             row.append(str(r.get("description", "")).split(": ")[0])
         t.add_row(*row)
@@ -230,9 +269,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         def predict(m, x):
             return tta_predict(m, x, mode=cfg["eval_mode"], crop=cfg.get("eval_crop"))
+
     ev = evaluate(model, feed.batches(args.batch_size), num_samples=len(feed), predict=predict)
-    msg = (f"{cfg['model']} on {cfg['data']} test ({len(ds):,} images): top-1 {ev['top1']:.2f}%  "
-           f"top-5 {ev['top5']:.2f}%  loss {ev['loss']:.4f}")
+    msg = (
+        f"{cfg['model']} on {cfg['data']} test ({len(ds):,} images): top-1 {ev['top1']:.2f}%  "
+        f"top-5 {ev['top5']:.2f}%  loss {ev['loss']:.4f}"
+    )
     summary_path = Path(args.run_dir) / SUMMARY
     if summary_path.is_file():
         rec = read_json(summary_path).get("test_top1")

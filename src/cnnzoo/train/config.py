@@ -57,7 +57,7 @@ FIELD_HELP: dict[str, str] = {
     "input_size": "side fed to the model (default: per model)",
     "train_samples": "train on a random subset of N images",
     "test_samples": "evaluate on a fixed random subset of N test images (quick runs only: the reported "
-                    "accuracy is then the subset's)",
+    "accuracy is then the subset's)",
     "seed": "random seed (init, shuffling, augmentation)",
     "device": "auto, cpu, cuda, cuda:1 or mps",
     "threads": "CPU threads (default: torch's)",
@@ -127,72 +127,119 @@ class TrainConfig:
         if isinstance(self.betas, list):
             self.betas = tuple(self.betas)
         if isinstance(self.milestones, list | int | float):
-            self.milestones = tuple(self.milestones) if isinstance(self.milestones, list) else (self.milestones,)
+            self.milestones = (
+                tuple(self.milestones) if isinstance(self.milestones, list) else (self.milestones,)
+            )
         if isinstance(self.scale_jitter, list):
             self.scale_jitter = tuple(self.scale_jitter)
 
     def validate(self) -> TrainConfig:
         """Check every field; raise :class:`ConfigError` naming the field and the fix."""
+
         def need(cond: bool, msg: str) -> None:
             if not cond:
                 raise ConfigError(msg)
 
         self._check_types()
-        need(isinstance(self.model, str) and bool(self.model), "model must be a registry name (see cnnzoo list)")
-        need(isinstance(self.data, str) and bool(self.data), "data must be a dataset name, e.g. fashion-mnist")
+        need(
+            isinstance(self.model, str) and bool(self.model),
+            "model must be a registry name (see cnnzoo list)",
+        )
+        need(
+            isinstance(self.data, str) and bool(self.data), "data must be a dataset name, e.g. fashion-mnist"
+        )
         need(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        need(self.iterations is None or (isinstance(self.iterations, int) and self.iterations >= 1),
-             f"iterations must be >= 1 (or unset to train --epochs), got {self.iterations}")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 1,
-             f"batch size must be >= 1, got {self.batch_size}")
-        need(isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1,
-             f"eval batch size must be >= 1, got {self.eval_batch_size}")
-        need(self.optimizer in OPTIMIZER_NAMES,
-             f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}, got {self.optimizer!r}")
+        need(
+            self.iterations is None or (isinstance(self.iterations, int) and self.iterations >= 1),
+            f"iterations must be >= 1 (or unset to train --epochs), got {self.iterations}",
+        )
+        need(
+            isinstance(self.batch_size, int) and self.batch_size >= 1,
+            f"batch size must be >= 1, got {self.batch_size}",
+        )
+        need(
+            isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1,
+            f"eval batch size must be >= 1, got {self.eval_batch_size}",
+        )
+        need(
+            self.optimizer in OPTIMIZER_NAMES,
+            f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}, got {self.optimizer!r}",
+        )
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         need(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
-        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-             f"betas must be two numbers in [0, 1), e.g. 0.9,0.999; got {self.betas}")
+        need(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas must be two numbers in [0, 1), e.g. 0.9,0.999; got {self.betas}",
+        )
         need(0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        need(self.schedule in SCHEDULE_NAMES,
-             f"schedule must be one of {', '.join(SCHEDULE_NAMES)}, got {self.schedule!r}")
-        need(self.schedule != "multistep" or len(self.milestones) > 0,
-             "the multistep schedule needs milestones, e.g. --milestones 30,60")
+        need(
+            self.schedule in SCHEDULE_NAMES,
+            f"schedule must be one of {', '.join(SCHEDULE_NAMES)}, got {self.schedule!r}",
+        )
+        need(
+            self.schedule != "multistep" or len(self.milestones) > 0,
+            "the multistep schedule needs milestones, e.g. --milestones 30,60",
+        )
         need(all(m > 0 for m in self.milestones), f"milestones must be > 0, got {self.milestones}")
-        need(self.milestone_unit in ("epoch", "iter"), f"milestone unit must be epoch or iter, got "
-             f"{self.milestone_unit!r}")
+        need(
+            self.milestone_unit in ("epoch", "iter"),
+            f"milestone unit must be epoch or iter, got {self.milestone_unit!r}",
+        )
         need(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         need(self.step_size >= 1, f"step size must be >= 1 epoch, got {self.step_size}")
         need(self.plateau_patience >= 0, f"plateau patience must be >= 0, got {self.plateau_patience}")
         need(0 <= self.min_lr_factor <= 1, f"min lr factor must be in [0, 1], got {self.min_lr_factor}")
         need(self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}")
-        need(0 <= self.warmup_start_factor <= 1,
-             f"warmup start factor must be in [0, 1], got {self.warmup_start_factor}")
-        need(0 < self.onecycle_pct_start < 1, f"onecycle pct start must be in (0, 1), got {self.onecycle_pct_start}")
+        need(
+            0 <= self.warmup_start_factor <= 1,
+            f"warmup start factor must be in [0, 1], got {self.warmup_start_factor}",
+        )
+        need(
+            0 < self.onecycle_pct_start < 1,
+            f"onecycle pct start must be in (0, 1), got {self.onecycle_pct_start}",
+        )
         need(self.crop_padding >= 0, f"crop padding must be >= 0 pixels, got {self.crop_padding}")
         need(self.pca_lighting >= 0, f"pca lighting std must be >= 0, got {self.pca_lighting}")
-        need(self.scale_jitter is None or (len(self.scale_jitter) == 2 and 0 < self.scale_jitter[0]
-                                           <= self.scale_jitter[1]),
-             f"scale jitter must be MIN,MAX with 0 < MIN <= MAX (e.g. 256,512), got {self.scale_jitter}")
-        need(0 <= self.random_erasing <= 1, f"random erasing probability must be in [0, 1], got "
-             f"{self.random_erasing}")
-        need(self.eval_mode in EVAL_MODES, f"eval mode must be one of {', '.join(EVAL_MODES)}, got "
-             f"{self.eval_mode!r}")
+        need(
+            self.scale_jitter is None
+            or (len(self.scale_jitter) == 2 and 0 < self.scale_jitter[0] <= self.scale_jitter[1]),
+            f"scale jitter must be MIN,MAX with 0 < MIN <= MAX (e.g. 256,512), got {self.scale_jitter}",
+        )
+        need(
+            0 <= self.random_erasing <= 1,
+            f"random erasing probability must be in [0, 1], got {self.random_erasing}",
+        )
+        need(
+            self.eval_mode in EVAL_MODES,
+            f"eval mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}",
+        )
         need(self.eval_crop is None or self.eval_crop >= 1, f"eval crop must be >= 1, got {self.eval_crop}")
-        need(self.input_size is None or self.input_size >= 1, f"input size must be >= 1, got {self.input_size}")
-        need(self.train_samples is None or self.train_samples >= 1,
-             f"train samples must be >= 1, got {self.train_samples}")
-        need(self.test_samples is None or self.test_samples >= 1,
-             f"test samples must be >= 1, got {self.test_samples}")
+        need(
+            self.input_size is None or self.input_size >= 1, f"input size must be >= 1, got {self.input_size}"
+        )
+        need(
+            self.train_samples is None or self.train_samples >= 1,
+            f"train samples must be >= 1, got {self.train_samples}",
+        )
+        need(
+            self.test_samples is None or self.test_samples >= 1,
+            f"test samples must be >= 1, got {self.test_samples}",
+        )
         need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed}")
-        need(isinstance(self.device, str) and self.device.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
-             f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        need(
+            isinstance(self.device, str) and self.device.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
+            f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
+        )
         need(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
         need(self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        need(self.checkpoint_every_steps >= 0,
-             f"checkpoint every steps must be >= 0 (0 = every epoch only), got {self.checkpoint_every_steps}")
-        need(isinstance(self.model_kwargs, dict), f"model kwargs must be a mapping, got {self.model_kwargs!r}")
+        need(
+            self.checkpoint_every_steps >= 0,
+            f"checkpoint every steps must be >= 0 (0 = every epoch only), got {self.checkpoint_every_steps}",
+        )
+        need(
+            isinstance(self.model_kwargs, dict), f"model kwargs must be a mapping, got {self.model_kwargs!r}"
+        )
         need(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
         return self
 
@@ -210,7 +257,9 @@ class TrainConfig:
                 continue
             ok = isinstance(v, kinds) and not (base in ("int", "float") and isinstance(v, bool))
             if not ok:
-                what = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string"}[base]
+                what = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string"}[
+                    base
+                ]
                 raise ConfigError(f"{f.name} must be {what}{' or unset' if optional else ''}, got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +284,7 @@ class TrainConfig:
             for u in unknown:
                 close = difflib.get_close_matches(u, sorted(names), n=1)
                 hints.append(f"{u} (did you mean {close[0]}?)" if close else u)
-            raise ConfigError(f"unknown config field(s): {', '.join(hints)}; the fields are those of "
-                              "`cnnzoo train --help`")
+            raise ConfigError(
+                f"unknown config field(s): {', '.join(hints)}; the fields are those of `cnnzoo train --help`"
+            )
         return cls(**d)

@@ -30,8 +30,16 @@ class DataFeed:
         device: where batches go.
     """
 
-    def __init__(self, ds: ImageDataset, *, size: int, mode: str, in_chans: int,
-                 device: torch.device, memory_format: torch.memory_format = torch.contiguous_format) -> None:
+    def __init__(
+        self,
+        ds: ImageDataset,
+        *,
+        size: int,
+        mode: str,
+        in_chans: int,
+        device: torch.device,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> None:
         self.ds = ds
         self.size, self.mode, self.in_chans = size, mode, in_chans
         self.device = device
@@ -46,16 +54,31 @@ class DataFeed:
         return len(self.ds)
 
     def _adapt(self, images: Tensor) -> Tensor:
-        return adapt_images(images, size=self.size, mode=self.mode, mean=self.ds.mean, std=self.ds.std,
-                            in_chans=self.in_chans, memory_format=self.memory_format)
+        return adapt_images(
+            images,
+            size=self.size,
+            mode=self.mode,
+            mean=self.ds.mean,
+            std=self.ds.std,
+            in_chans=self.in_chans,
+            memory_format=self.memory_format,
+        )
 
     def num_batches(self, batch_size: int, *, world: int = 1) -> int:
         """Batches per epoch of one rank (``world`` ranks share the data as DistributedSampler does)."""
         n = len(self) // world if world > 1 else len(self)
         return -(-n // batch_size)
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                start: int = 0, rank: int = 0, world: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        start: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield batches in order (or a shuffled permutation drawn from ``generator``), from batch ``start``.
 
         With ``world > 1`` every rank draws the same permutation (same generator state), drops the

@@ -23,8 +23,16 @@ def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, *, num_samples: int | None, predict=None, autocast=None,
-             collect: bool = False, max_wrong: int = 32) -> dict:
+def evaluate(
+    model: nn.Module,
+    batches,
+    *,
+    num_samples: int | None,
+    predict=None,
+    autocast=None,
+    collect: bool = False,
+    max_wrong: int = 32,
+) -> dict:
     """Evaluate ``model`` over an iterable of ``(inputs, targets)``.
 
     Args:
@@ -68,12 +76,22 @@ def evaluate(model: nn.Module, batches, *, num_samples: int | None, predict=None
         model.train(was_training)
     if num_samples is not None and n != num_samples:
         raise RuntimeError(f"evaluated {n} samples, expected {num_samples}")
-    res: dict = {"loss": loss_sum / max(n, 1), "top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1),
-                 "loss_sum": loss_sum, "correct1": c1, "correct5": c5, "n": n}
+    res: dict = {
+        "loss": loss_sum / max(n, 1),
+        "top1": 100.0 * c1 / max(n, 1),
+        "top5": 100.0 * c5 / max(n, 1),
+        "loss_sum": loss_sum,
+        "correct1": c1,
+        "correct5": c5,
+        "n": n,
+    }
     if collect:
         res["preds"] = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
         res["targets"] = torch.cat(targets) if targets else torch.zeros(0, dtype=torch.long)
         if wrong_x:
-            res["wrong_x"], res["wrong_true"], res["wrong_pred"] = (torch.cat(wrong_x), torch.cat(wrong_t),
-                                                                    torch.cat(wrong_p))
+            res["wrong_x"], res["wrong_true"], res["wrong_pred"] = (
+                torch.cat(wrong_x),
+                torch.cat(wrong_t),
+                torch.cat(wrong_p),
+            )
     return res

@@ -37,17 +37,46 @@ from cnnzoo.errors import CnnzooError, ConfigError
 from cnnzoo.io import atomic_write, atomic_write_json
 from cnnzoo.registry import create_model, get_model_config
 from cnnzoo.train import distributed as D
-from cnnzoo.train.checkpoint import (BEST, CONFIG, METRICS, SUMMARY, WEIGHTS, CheckpointError, has_checkpoint,
-                                     load_checkpoint, read_json, save_checkpoint, save_weights)
+from cnnzoo.train.checkpoint import (
+    BEST,
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    WEIGHTS,
+    CheckpointError,
+    has_checkpoint,
+    load_checkpoint,
+    read_json,
+    save_checkpoint,
+    save_weights,
+)
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.data_feed import DataFeed
 from cnnzoo.train.evaluate import evaluate, logits_of
 
-__all__ = ["fit", "select_device", "TrainingDivergedError", "TrainingInterrupted", "default_out_dir",
-           "resolve_amp", "METRIC_FIELDS"]
+__all__ = [
+    "fit",
+    "select_device",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "default_out_dir",
+    "resolve_amp",
+    "METRIC_FIELDS",
+]
 
-METRIC_FIELDS = ("epoch", "step", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr",
-                 "images_per_second", "epoch_seconds", "elapsed_seconds")
+METRIC_FIELDS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_top1",
+    "test_loss",
+    "test_top1",
+    "test_top5",
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "elapsed_seconds",
+)
 CHECK_EVERY = 25  # steps between loss finiteness checks and progress updates (each one syncs)
 
 
@@ -170,7 +199,9 @@ def _print_config(console, cfg: dict[str, Any]) -> None:
     console.print(body)
 
 
-def _build_data(cfg: TrainConfig, device: torch.device, memory_format) -> tuple[Any, Any, nn.Module, int, str]:
+def _build_data(
+    cfg: TrainConfig, device: torch.device, memory_format
+) -> tuple[Any, Any, nn.Module, int, str]:
     """The train and test feeds and the model (on ``device``), with the resolved input side and mode."""
     spec = dataset_spec(cfg.data)
     if spec.streaming:
@@ -179,11 +210,20 @@ def _build_data(cfg: TrainConfig, device: torch.device, memory_format) -> tuple[
         mcfg = get_model_config(cfg.model)
         size = cfg.input_size or mcfg.input_size[-1]
         if size < mcfg.min_input_size:
-            raise ConfigError(f"--input-size {size} is below {cfg.model}'s minimum input size "
-                              f"{mcfg.min_input_size}; use --input-size {mcfg.min_input_size} or more")
+            raise ConfigError(
+                f"--input-size {size} is below {cfg.model}'s minimum input size "
+                f"{mcfg.min_input_size}; use --input-size {mcfg.min_input_size} or more"
+            )
         in_chans = mcfg.input_size[0]
-        kw = dict(size=size, in_chans=in_chans, mean=spec.mean, std=spec.std, device=device, workers=cfg.workers,
-                  memory_format=memory_format)
+        kw = dict(
+            size=size,
+            in_chans=in_chans,
+            mean=spec.mean,
+            std=spec.std,
+            device=device,
+            workers=cfg.workers,
+            memory_format=memory_format,
+        )
         train_feed = ImageFolderFeed(cfg.data_dir, "train", **kw)
         test_feed = ImageFolderFeed(cfg.data_dir, "test", classes=train_feed.classes, **kw)
         if cfg.train_samples and cfg.train_samples < len(train_feed):
@@ -192,8 +232,9 @@ def _build_data(cfg: TrainConfig, device: torch.device, memory_format) -> tuple[
             train_feed.data.samples = [train_feed.data.samples[i] for i in keep]
             train_feed.labels = train_feed.labels[keep]
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-        model = create_model(cfg.model, num_classes=len(train_feed.classes), in_chans=in_chans,
-                             **cfg.model_kwargs)
+        model = create_model(
+            cfg.model, num_classes=len(train_feed.classes), in_chans=in_chans, **cfg.model_kwargs
+        )
         return train_feed, test_feed, model, size, "resize"
     train_ds = load_dataset(cfg.data, "train", data_dir=cfg.data_dir)
     test_ds = load_dataset(cfg.data, "test", data_dir=cfg.data_dir)
@@ -203,8 +244,9 @@ def _build_data(cfg: TrainConfig, device: torch.device, memory_format) -> tuple[
         test_ds = test_ds.subset(cfg.test_samples, seed=cfg.seed + 1)
     get_model_config(cfg.model)  # imports the model modules first: importing must not shift the seed
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-    model = create_model(cfg.model, num_classes=train_ds.num_classes, in_chans=train_ds.channels,
-                         **cfg.model_kwargs)
+    model = create_model(
+        cfg.model, num_classes=train_ds.num_classes, in_chans=train_ds.channels, **cfg.model_kwargs
+    )
     size, mode = resolve_input(model.default_cfg, cfg.input_size, train_ds.images.shape[-1])
     kw = dict(size=size, mode=mode, in_chans=model.in_chans, device=device, memory_format=memory_format)
     return DataFeed(train_ds, **kw), DataFeed(test_ds, **kw), model, size, mode
@@ -218,9 +260,17 @@ def _mean_std(feed) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (feed.mean, feed.std) if hasattr(feed, "mean") else (feed.ds.mean, feed.ds.std)
 
 
-def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | Path | None = None,
-        stop_after_steps: int | None = None, on_step: Callable[[int, nn.Module], None] | None = None,
-        overrides: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
+def fit(
+    cfg: TrainConfig,
+    *,
+    console=None,
+    progress: bool = True,
+    resume: str | Path | None = None,
+    stop_after_steps: int | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
+    overrides: dict[str, Any] | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory. Returns the summary dict.
 
     Args:
@@ -262,8 +312,10 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
         torch.set_num_threads(cfg.threads)
     world, rank = dist.world, dist.rank
     if cfg.batch_size % world:
-        raise ConfigError(f"the global batch {cfg.batch_size} does not divide over {world} processes; use a "
-                          f"--batch-size that is a multiple of {world}")
+        raise ConfigError(
+            f"the global batch {cfg.batch_size} does not divide over {world} processes; use a "
+            f"--batch-size that is a multiple of {world}"
+        )
     device = D.init(dist, select_device(cfg.device))
     local_batch = cfg.batch_size // world
     out = Path(cfg.out) if cfg.out else default_out_dir(cfg.model)
@@ -279,32 +331,57 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
     from cnnzoo.train.optim import build_optimizer
     from cnnzoo.train.schedules import build_schedule
 
-    opt = build_optimizer(model, name=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay, betas=tuple(cfg.betas),
-                          no_decay_bn_bias=cfg.no_decay_bn_bias)
+    opt = build_optimizer(
+        model,
+        name=cfg.optimizer,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        betas=tuple(cfg.betas),
+        no_decay_bn_bias=cfg.no_decay_bn_bias,
+    )
     steps_per_epoch = train_feed.num_batches(local_batch, world=world)
     total_steps = cfg.iterations or steps_per_epoch * cfg.epochs
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     sched = build_schedule(
-        opt, name=cfg.schedule, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch), warmup_start_factor=cfg.warmup_start_factor,
-        milestones=tuple(cfg.milestones), milestone_unit=cfg.milestone_unit, gamma=cfg.gamma,
-        step_size=cfg.step_size, plateau_patience=cfg.plateau_patience, min_lr_factor=cfg.min_lr_factor,
-        onecycle_pct_start=cfg.onecycle_pct_start)
+        opt,
+        name=cfg.schedule,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        warmup_start_factor=cfg.warmup_start_factor,
+        milestones=tuple(cfg.milestones),
+        milestone_unit=cfg.milestone_unit,
+        gamma=cfg.gamma,
+        step_size=cfg.step_size,
+        plateau_patience=cfg.plateau_patience,
+        min_lr_factor=cfg.min_lr_factor,
+        onecycle_pct_start=cfg.onecycle_pct_start,
+    )
     amp_dtype = resolve_amp(cfg.amp, device)
-    autocast = ((lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None
-                else contextlib.nullcontext)
-    scaler = (torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 and device.type == "cuda"
-              else None)
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=amp_dtype))
+        if amp_dtype is not None
+        else contextlib.nullcontext
+    )
+    scaler = (
+        torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 and device.type == "cuda" else None
+    )
 
     aug = None
     if cfg.crop_padding or cfg.hflip or cfg.pca_lighting or cfg.scale_jitter or cfg.random_erasing:
         from cnnzoo.train.augment import build_augment
 
-        aug = build_augment(crop_padding=cfg.crop_padding, hflip=cfg.hflip, pca_lighting=cfg.pca_lighting,
-                            scale_jitter=tuple(cfg.scale_jitter) if cfg.scale_jitter else None,
-                            random_erasing=cfg.random_erasing, out_size=cfg.eval_crop,
-                            std=_mean_std(train_feed)[1])
+        aug = build_augment(
+            crop_padding=cfg.crop_padding,
+            hflip=cfg.hflip,
+            pca_lighting=cfg.pca_lighting,
+            scale_jitter=tuple(cfg.scale_jitter) if cfg.scale_jitter else None,
+            random_erasing=cfg.random_erasing,
+            out_size=cfg.eval_crop,
+            std=_mean_std(train_feed)[1],
+        )
     predict = None
     if cfg.eval_mode != "none":
         from cnnzoo.train.tta import predict as tta_predict
@@ -321,20 +398,29 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
     if resume is not None:
         st = load_checkpoint(out, model)
         if int(st.get("world", 1)) != world:
-            raise CheckpointError(f"{out} was checkpointed by a {st.get('world')}-process run; resume it with "
-                                  f"the same number of processes (this is {world})")
+            raise CheckpointError(
+                f"{out} was checkpointed by a {st.get('world')}-process run; resume it with "
+                f"the same number of processes (this is {world})"
+            )
         if st.get("model") != cfg.model:
-            raise CheckpointError(f"{out}'s checkpoint is for {st.get('model')!r}, the config says {cfg.model!r}")
+            raise CheckpointError(
+                f"{out}'s checkpoint is for {st.get('model')!r}, the config says {cfg.model!r}"
+            )
         try:
             opt.load_state_dict(st["optimizer"])
             sched.load_state_dict(st["schedule"])
             if scaler is not None and st.get("scaler"):
                 scaler.load_state_dict(st["scaler"])
         except (KeyError, ValueError) as e:
-            raise CheckpointError(f"{out}: the checkpoint's optimizer/schedule state does not fit this run ({e})"
-                                  ) from e
+            raise CheckpointError(
+                f"{out}: the checkpoint's optimizer/schedule state does not fit this run ({e})"
+            ) from e
         _set_rng_state(st["rng"][rank], aug_gen)
-        start_epoch, start_step, global_step = int(st["epoch"]), int(st["step_in_epoch"]), int(st["global_step"])
+        start_epoch, start_step, global_step = (
+            int(st["epoch"]),
+            int(st["step_in_epoch"]),
+            int(st["global_step"]),
+        )
         history = list(st["metrics"])
         best_top1 = float(st["best_top1"])
         acc_state = dict(st["epoch_acc"])
@@ -350,22 +436,36 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
     loss_fn = _loss_fn(model, cfg.label_smoothing)
 
     n_params = sum(p.numel() for p in model.parameters())
-    resolved = {**cfg.to_dict(), "out": str(out), "input_size": size, "input_mode": mode,
-                "num_classes": model.num_classes, "in_chans": model.in_chans, "world_size": world,
-                "local_batch_size": local_batch, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-                "amp_dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
-                "model_config": model.default_cfg.to_dict()}
+    resolved = {
+        **cfg.to_dict(),
+        "out": str(out),
+        "input_size": size,
+        "input_mode": mode,
+        "num_classes": model.num_classes,
+        "in_chans": model.in_chans,
+        "world_size": world,
+        "local_batch_size": local_batch,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "amp_dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+        "model_config": model.default_cfg.to_dict(),
+    }
     if is_main:
         atomic_write_json(out / CONFIG, resolved)
         _print_config(console, {k: v for k, v in resolved.items() if k != "model_config"})
         console.print(
-            f"[bold]cnnzoo train[/] {cfg.model} ({n_params:,} params) on {cfg.data}: {len(train_feed):,} train / "
+            f"[bold]cnnzoo train[/] {cfg.model} ({n_params:,} params) on {cfg.data}: "
+            f"{len(train_feed):,} train / "
             f"{len(test_feed):,} test images, input {size}x{size} ({mode}), {n_epochs} epochs x "
             f"{steps_per_epoch} steps ({total_steps} total), batch {cfg.batch_size}"
             + (f" ({world} processes x {local_batch})" if world > 1 else "")
             + f", device {device}, {torch.get_num_threads()} threads -> {out}"
-            + (f"\nresuming at epoch {start_epoch + 1}, step {start_step} (global step {global_step})"
-               if resume is not None else ""))
+            + (
+                f"\nresuming at epoch {start_epoch + 1}, step {start_step} (global step {global_step})"
+                if resume is not None
+                else ""
+            )
+        )
         _write_metrics(out / METRICS, history)
     from cnnzoo.train.report import TensorBoardLogger
 
@@ -375,30 +475,65 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
         rng = D.all_gather_objects(_rng_state(aug_gen), dist)
         if not is_main:
             return
-        save_checkpoint(out, model, {
-            "model": cfg.model, "world": world, "epoch": epoch, "step_in_epoch": step_in_epoch,
-            "global_step": global_step, "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng, "metrics": history,
-            "best_top1": best_top1, "epoch_acc": acc,
-            "totals": {**totals, "wall_seconds": totals["wall_seconds"] + time.perf_counter() - t_start}})
+        save_checkpoint(
+            out,
+            model,
+            {
+                "model": cfg.model,
+                "world": world,
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "global_step": global_step,
+                "optimizer": opt.state_dict(),
+                "schedule": sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "rng": rng,
+                "metrics": history,
+                "best_top1": best_top1,
+                "epoch_acc": acc,
+                "totals": {**totals, "wall_seconds": totals["wall_seconds"] + time.perf_counter() - t_start},
+            },
+        )
 
     def diverged(value: float, epoch: int, step: int) -> TrainingDivergedError:
-        kept = (f"; the last good checkpoint is kept: resume it with `cnnzoo train --resume {out}`"
-                if has_checkpoint(out) else "")
-        return TrainingDivergedError(f"loss became {value} at epoch {epoch + 1}, step {step}; lower --lr "
-                                     f"(now {cfg.lr}) or add warmup{kept}")
+        kept = (
+            f"; the last good checkpoint is kept: resume it with `cnnzoo train --resume {out}`"
+            if has_checkpoint(out)
+            else ""
+        )
+        return TrainingDivergedError(
+            f"loss became {value} at epoch {epoch + 1}, step {step}; lower --lr "
+            f"(now {cfg.lr}) or add warmup{kept}"
+        )
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%  "
-                              "{task.fields[ips]:,.0f} img/s  lr {task.fields[lr]:.4g}"),
-                   TimeRemainingColumn(), console=console, disable=not (progress and is_main), transient=True)
+    bar = Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "loss {task.fields[loss]:.4f}  acc {task.fields[acc]:5.1f}%  "
+            "{task.fields[ips]:,.0f} img/s  lr {task.fields[lr]:.4g}"
+        ),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (progress and is_main),
+        transient=True,
+    )
     last_eval: dict[str, Any] = {}
     model.train()
     with _StopFlag() as stop_flag, bar:
-        task = bar.add_task("train", total=total_steps, completed=global_step, epoch=f"{start_epoch + 1}/{n_epochs}",
-                            loss=0.0, acc=0.0, ips=0.0, lr=opt.param_groups[0]["lr"])
+        task = bar.add_task(
+            "train",
+            total=total_steps,
+            completed=global_step,
+            epoch=f"{start_epoch + 1}/{n_epochs}",
+            loss=0.0,
+            acc=0.0,
+            ips=0.0,
+            lr=opt.param_groups[0]["lr"],
+        )
         for epoch in range(start_epoch, n_epochs):
             gen = torch.Generator().manual_seed(_shuffle_seed(cfg.seed, epoch))
             skip = start_step if epoch == start_epoch else 0
@@ -409,12 +544,17 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
             seen, t0, step_in_epoch = int(acc_state["seen"]), time.perf_counter(), skip
             seconds_before = float(acc_state["seconds"])
 
-            def acc_now() -> dict[str, Any]:
-                return {"loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
-                        "seconds": seconds_before + time.perf_counter() - t0}
+            def acc_now() -> dict[str, Any]:  # called within this iteration only
+                return {
+                    "loss_sum": float(loss_sum),  # noqa: B023
+                    "correct": int(correct),  # noqa: B023
+                    "seen": seen,  # noqa: B023
+                    "seconds": seconds_before + time.perf_counter() - t0,  # noqa: B023
+                }
 
-            for x, y in train_feed.batches(local_batch, shuffle=True, generator=gen, start=skip, rank=rank,
-                                           world=world):
+            for x, y in train_feed.batches(
+                local_batch, shuffle=True, generator=gen, start=skip, rank=rank, world=world
+            ):
                 if aug is not None:
                     x = aug(x, aug_gen)
                 with autocast():
@@ -441,16 +581,27 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
                     if not math.isfinite(cur):
                         raise diverged(cur, epoch, step_in_epoch)
                     dt = seconds_before + time.perf_counter() - t0
-                    bar.update(task, completed=global_step, epoch=f"{epoch + 1}/{n_epochs}",
-                               loss=float(loss_sum) / seen, acc=100.0 * float(correct) / seen,
-                               ips=seen * world / max(dt, 1e-9), lr=opt.param_groups[0]["lr"])
+                    bar.update(
+                        task,
+                        completed=global_step,
+                        epoch=f"{epoch + 1}/{n_epochs}",
+                        loss=float(loss_sum) / seen,
+                        acc=100.0 * float(correct) / seen,
+                        ips=seen * world / max(dt, 1e-9),
+                        lr=opt.param_groups[0]["lr"],
+                    )
                 done = global_step >= total_steps
-                stop = stop_flag.requested is not None or (stop_after_steps is not None
-                                                           and global_step >= stop_after_steps and not done)
+                stop = stop_flag.requested is not None or (
+                    stop_after_steps is not None and global_step >= stop_after_steps and not done
+                )
                 if world > 1:
                     stop = D.broadcast_flag(stop, device)
-                periodic = (cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0
-                            and step_in_epoch < steps_per_epoch and not done)
+                periodic = (
+                    cfg.checkpoint_every_steps
+                    and global_step % cfg.checkpoint_every_steps == 0
+                    and step_in_epoch < steps_per_epoch
+                    and not done
+                )
                 if stop or periodic:
                     if not math.isfinite(float(loss_sum)):
                         raise diverged(float(loss_sum), epoch, step_in_epoch)
@@ -459,8 +610,11 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
                         why = stop_flag.requested or f"stop requested after {global_step} steps"
                         bar.stop()
                         raise TrainingInterrupted(
-                            f"{why}: checkpoint saved at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch} "
-                            f"(global step {global_step}) in {out}. Resume with: cnnzoo train --resume {out}", out)
+                            f"{why}: checkpoint saved at epoch {epoch + 1}, "
+                            f"step {step_in_epoch}/{steps_per_epoch} "
+                            f"(global step {global_step}) in {out}. Resume with: cnnzoo train --resume {out}",
+                            out,
+                        )
                 if done:
                     break
             # ---------------------------------------------------- end of epoch
@@ -470,23 +624,41 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
             red = D.all_reduce_sum([acc["loss_sum"], acc["correct"], acc["seen"]], device)
             final = epoch == n_epochs - 1
             if world > 1 and hasattr(test_feed, "shard"):
-                ev = evaluate(model, test_feed.shard(cfg.eval_batch_size, rank=rank, world=world), num_samples=None,
-                              predict=predict, autocast=autocast if amp_dtype else None)
+                ev = evaluate(
+                    model,
+                    test_feed.shard(cfg.eval_batch_size, rank=rank, world=world),
+                    num_samples=None,
+                    predict=predict,
+                    autocast=autocast if amp_dtype else None,
+                )
                 s = D.all_reduce_sum([ev["loss_sum"], ev["correct1"], ev["correct5"], ev["n"]], device)
                 ev.update(loss=s[0] / s[3], top1=100.0 * s[1] / s[3], top5=100.0 * s[2] / s[3], n=int(s[3]))
             else:
-                ev = evaluate(model, test_feed.batches(cfg.eval_batch_size), num_samples=len(test_feed),
-                              predict=predict, autocast=autocast if amp_dtype else None,
-                              collect=final and is_main)
+                ev = evaluate(
+                    model,
+                    test_feed.batches(cfg.eval_batch_size),
+                    num_samples=len(test_feed),
+                    predict=predict,
+                    autocast=autocast if amp_dtype else None,
+                    collect=final and is_main,
+                )
             last_eval = ev
             sched.step_epoch(ev["loss"])
             totals["train_seconds"] += acc["seconds"]  # a resumed epoch's earlier part is in acc already
             totals["train_images"] += int(red[2])
-            row = {"epoch": epoch + 1, "step": global_step, "train_loss": red[0] / red[2],
-                   "train_top1": 100.0 * red[1] / red[2], "test_loss": ev["loss"], "test_top1": ev["top1"],
-                   "test_top5": ev["top5"], "lr": opt.param_groups[0]["lr"],
-                   "images_per_second": red[2] / max(acc["seconds"], 1e-9), "epoch_seconds": acc["seconds"],
-                   "elapsed_seconds": totals["wall_seconds"] + time.perf_counter() - t_start}
+            row = {
+                "epoch": epoch + 1,
+                "step": global_step,
+                "train_loss": red[0] / red[2],
+                "train_top1": 100.0 * red[1] / red[2],
+                "test_loss": ev["loss"],
+                "test_top1": ev["top1"],
+                "test_top5": ev["top5"],
+                "lr": opt.param_groups[0]["lr"],
+                "images_per_second": red[2] / max(acc["seconds"], 1e-9),
+                "epoch_seconds": acc["seconds"],
+                "elapsed_seconds": totals["wall_seconds"] + time.perf_counter() - t_start,
+            }
             history.append(row)
             improved = ev["top1"] > best_top1
             best_top1 = max(best_top1, ev["top1"])
@@ -495,10 +667,12 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
                 tb.log(row, epoch + 1)
                 if improved:
                     save_weights(model, out / BEST)
-                console.print(f"epoch {epoch + 1:>3}/{n_epochs}  train loss {row['train_loss']:.4f} "
-                              f"acc {row['train_top1']:5.2f}%  test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}% "
-                              f"top5 {ev['top5']:5.2f}%  lr {row['lr']:.4g}  {row['images_per_second']:,.0f} img/s"
-                              f"  {row['epoch_seconds']:.1f} s")
+                console.print(
+                    f"epoch {epoch + 1:>3}/{n_epochs}  train loss {row['train_loss']:.4f} "
+                    f"acc {row['train_top1']:5.2f}%  test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}% "
+                    f"top5 {ev['top5']:5.2f}%  lr {row['lr']:.4g}  {row['images_per_second']:,.0f} img/s"
+                    f"  {row['epoch_seconds']:.1f} s"
+                )
             acc_state = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             start_step = 0
             checkpoint(epoch + 1, 0, acc_state)
@@ -508,15 +682,26 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
     summary: dict[str, Any] = {}
     if is_main:
         sha = save_weights(model, out / WEIGHTS)
-        if report and "preds" not in last_eval:  # DDP evaluated shards: rank 0 runs the full pass for the report
-            last_eval = evaluate(model, test_feed.batches(cfg.eval_batch_size), num_samples=len(test_feed),
-                                 predict=predict, autocast=autocast if amp_dtype else None, collect=True)
+        if (
+            report and "preds" not in last_eval
+        ):  # DDP evaluated shards: rank 0 runs the full pass for the report
+            last_eval = evaluate(
+                model,
+                test_feed.batches(cfg.eval_batch_size),
+                num_samples=len(test_feed),
+                predict=predict,
+                autocast=autocast if amp_dtype else None,
+                collect=True,
+            )
         from cnnzoo.train.report import confusion_matrix, per_class_accuracy, write_report
 
         classes = _classes_of(test_feed)
         if "preds" not in last_eval:
-            last_eval = {**last_eval, "preds": torch.zeros(0, dtype=torch.long),
-                         "targets": torch.zeros(0, dtype=torch.long)}
+            last_eval = {
+                **last_eval,
+                "preds": torch.zeros(0, dtype=torch.long),
+                "targets": torch.zeros(0, dtype=torch.long),
+            }
         cm = confusion_matrix(last_eval["preds"], last_eval["targets"], model.num_classes)
         wrong = None
         if "wrong_x" in last_eval:
@@ -527,29 +712,56 @@ def fit(cfg: TrainConfig, *, console=None, progress: bool = True, resume: str | 
                 m, s = m.mean(), s.mean()
             wrong = (last_eval["wrong_x"] * s + m).clamp(0, 1)
         if report:
-            per_class = write_report(out, cm=cm, classes=classes, history=history, wrong_images=wrong,
-                                     wrong_true=last_eval.get("wrong_true"),
-                                     wrong_pred=last_eval.get("wrong_pred"))
+            per_class = write_report(
+                out,
+                cm=cm,
+                classes=classes,
+                history=history,
+                wrong_images=wrong,
+                wrong_true=last_eval.get("wrong_true"),
+                wrong_pred=last_eval.get("wrong_pred"),
+            )
         else:
             names = classes if len(classes) == cm.shape[0] else [str(i) for i in range(cm.shape[0])]
             per_class = dict(zip(names, per_class_accuracy(cm), strict=True))
         last = history[-1]
         wall = totals["wall_seconds"] + time.perf_counter() - t_start
         summary = {
-            "model": cfg.model, "data": cfg.data, "engine": "torch", "epochs": n_epochs, "steps": global_step,
-            "batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world,
-            "test_top1": last["test_top1"], "test_top5": last["test_top5"], "test_loss": last["test_loss"],
-            "train_loss": last["train_loss"], "best_test_top1": best_top1, "wall_seconds": wall,
+            "model": cfg.model,
+            "data": cfg.data,
+            "engine": "torch",
+            "epochs": n_epochs,
+            "steps": global_step,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "world_size": world,
+            "test_top1": last["test_top1"],
+            "test_top5": last["test_top5"],
+            "test_loss": last["test_loss"],
+            "train_loss": last["train_loss"],
+            "best_test_top1": best_top1,
+            "wall_seconds": wall,
             "train_seconds": totals["train_seconds"],
             "images_per_second": totals["train_images"] / max(totals["train_seconds"], 1e-9),
-            "weights_sha256": sha, "weights_file": WEIGHTS, "params": n_params,
-            "per_class_top1": per_class, "eval_mode": cfg.eval_mode, "amp": resolved["amp_dtype"],
-            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "host": platform.node(), "cpu_count": os.cpu_count(), "out": str(out),
+            "weights_sha256": sha,
+            "weights_file": WEIGHTS,
+            "params": n_params,
+            "per_class_top1": per_class,
+            "eval_mode": cfg.eval_mode,
+            "amp": resolved["amp_dtype"],
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "host": platform.node(),
+            "cpu_count": os.cpu_count(),
+            "out": str(out),
         }
         atomic_write_json(out / SUMMARY, summary)
         worst = sorted(per_class.items(), key=lambda kv: kv[1])[:3]
-        console.print("per-class top-1: " + "  ".join(f"{k} {v:.1f}%" for k, v in per_class.items())
-                      + f"\n(worst: {', '.join(k for k, _ in worst)})")
+        console.print(
+            "per-class top-1: "
+            + "  ".join(f"{k} {v:.1f}%" for k, v in per_class.items())
+            + f"\n(worst: {', '.join(k for k, _ in worst)})"
+        )
     D.shutdown()
     return summary

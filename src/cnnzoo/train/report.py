@@ -42,7 +42,9 @@ def confusion_matrix(preds: Tensor, targets: Tensor, num_classes: int) -> Tensor
 def per_class_accuracy(cm: Tensor) -> list[float]:
     """Top-1 per true class, in percent (NaN for a class absent from the test set)."""
     tot = cm.sum(1).double()
-    return [float("nan") if t == 0 else float(100.0 * c / t) for c, t in zip(cm.diag().double(), tot, strict=True)]
+    return [
+        float("nan") if t == 0 else float(100.0 * c / t) for c, t in zip(cm.diag().double(), tot, strict=True)
+    ]
 
 
 def _savefig(fig, path: Path) -> None:
@@ -64,18 +66,29 @@ def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
             for p in range(k):
                 v = int(cm[t, p])
                 if v:
-                    ax.text(p, t, str(v), ha="center", va="center", fontsize=6.5,
-                            color="white" if norm[t, p] > 0.5 else "black")
+                    ax.text(
+                        p,
+                        t,
+                        str(v),
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white" if norm[t, p] > 0.5 else "black",
+                    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix ({int(cm.sum()):,} test images, top-1 "
-                 f"{100.0 * float(cm.diag().sum()) / max(1, int(cm.sum())):.2f}%)")
+    ax.set_title(
+        f"confusion matrix ({int(cm.sum()):,} test images, top-1 "
+        f"{100.0 * float(cm.diag().sum()) / max(1, int(cm.sum())):.2f}%)"
+    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     _savefig(fig, path)
     plt.close(fig)
 
 
-def _plot_misclassified(images: Tensor, true: Tensor, pred: Tensor, classes: Sequence[str], path: Path) -> None:
+def _plot_misclassified(
+    images: Tensor, true: Tensor, pred: Tensor, classes: Sequence[str], path: Path
+) -> None:
     """One mosaic image (a single axes: fast) with a ``true -> predicted`` caption under each tile."""
     import matplotlib.pyplot as plt
 
@@ -96,8 +109,15 @@ def _plot_misclassified(images: Tensor, true: Tensor, pred: Tensor, classes: Seq
     ax.axis("off")
     for i in range(n):
         r, q = divmod(i, cols)
-        ax.text(q * (w + gap) + w / 2, r * (h + cap + gap) + h + 1, f"{classes[int(true[i])]}\n-> "
-                f"{classes[int(pred[i])]}", ha="center", va="top", fontsize=6, color="firebrick")
+        ax.text(
+            q * (w + gap) + w / 2,
+            r * (h + cap + gap) + h + 1,
+            f"{classes[int(true[i])]}\n-> {classes[int(pred[i])]}",
+            ha="center",
+            va="top",
+            fontsize=6,
+            color="firebrick",
+        )
     ax.set_title("misclassified test images (true -> predicted)", fontsize=9)
     _savefig(fig, path)
     plt.close(fig)
@@ -130,9 +150,16 @@ def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: str | Path, *, cm: Tensor, classes: Sequence[str], history: Sequence[dict[str, Any]],
-                 wrong_images: Tensor | None = None, wrong_true: Tensor | None = None,
-                 wrong_pred: Tensor | None = None) -> dict[str, Any]:
+def write_report(
+    out: str | Path,
+    *,
+    cm: Tensor,
+    classes: Sequence[str],
+    history: Sequence[dict[str, Any]],
+    wrong_images: Tensor | None = None,
+    wrong_true: Tensor | None = None,
+    wrong_pred: Tensor | None = None,
+) -> dict[str, Any]:
     """Write the report files into ``out``; return ``per_class_top1`` (a class name -> percent dict).
 
     ``wrong_images`` are display-ready images in [0, 1], ``(N, C, H, W)``.
