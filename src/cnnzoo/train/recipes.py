@@ -311,7 +311,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "member of the CIFAR ResNet family, 16-32-64 channels) at the native 28x28, 6 epochs of "
             "Nesterov SGD with a one-cycle lr (peak 0.4 at batch 256), label smoothing 0.1, no weight "
             "decay on BN and biases, random flips, flip TTA (pad-and-crop cost 1.3 points in 6 epochs). "
-            "Reaches ~92.9% in ~280 s, just short of the 93% target (docs/recipes.md)."
+            "Reaches 92.6-92.9% (seeds 0-1) in ~280 s, short of the 93% target (docs/recipes.md)."
         ),
         "source": "cnnzoo; He et al. 2016 §4.2 family; Page 2018; Jordan 2024 (airbench)",
         "model": "resnet8",
