@@ -254,6 +254,12 @@ def analyze(
         notes,
         include_activations,
     )
+    # cost-tables.md: after global pooling, flatten and linear layers "r becomes the whole input"
+    # (the window arithmetic would run past the image: AlexNet's 6x6 pool5 map gives 355 > 227).
+    whole = tuple(int(v) for v in input_size[1:])
+    for row in layers:
+        if row.whole_input and row.receptive_field is not None:
+            row.receptive_field, row.receptive_field_hw = max(whole), whole
     return CostReport(
         model=name,
         input_size=tuple(input_size),
