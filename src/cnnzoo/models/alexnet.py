@@ -180,6 +180,8 @@ class AlexNet(ZooModel):
     def _init_paper(self, std: float, fc_bias: float) -> None:
         """§5: weights N(0, std²); conv biases from the table, fc6/fc7 ``fc_bias``, fc8 0.
         Sets every parameter (the fc layers are built uninitialised for it)."""
+        if self.conv1.weight.is_meta:  # shapes only: normal_ on meta takes torch's slow reference path
+            return
         convs = (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
         biases = [row.bias for row in self.conv_rows] + [fc_bias, fc_bias, 0.0]
         for layer, b in zip((*convs, self.fc6, self.fc7, self.fc8), biases, strict=True):
@@ -193,6 +195,8 @@ class AlexNet(ZooModel):
         logits start constant and SGD sits at ln(10) for a long time on small data; He init keeps
         the activation scale through the ReLU stack.
         """
+        if self.conv1.weight.is_meta:
+            return
         for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(layer.bias)
