@@ -29,7 +29,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -928,8 +927,8 @@ def _fmt(t: tuple) -> str:
 
 
 _T = torch.Tensor
-_INIT_METHODS = frozenset(
-    getattr(_T, n)
+_INIT_NAMES = tuple(
+    n
     for n in (
         "uniform_",
         "normal_",
@@ -965,14 +964,32 @@ _INIT_METHODS = frozenset(
 )
 
 
-class FastMetaInit(TorchFunctionMode):
+class FastMetaInit:
     """Builds models on the meta device fast: in-place initialisers on meta tensors are skipped.
 
     ``nn.init`` functions run Python decompositions on meta (about 2 ms per ``uniform_``), which
-    is most of the time to build a deep network; on meta they compute nothing anyway.
+    is most of the time to build a deep network; on meta they compute nothing anyway. For the
+    duration of the ``with`` block the in-place tensor methods that initialisers use return
+    ``self`` untouched on meta tensors (and run normally on real ones). Patching these few methods
+    costs nothing per call elsewhere, unlike a TorchFunctionMode that sees every torch call.
+    Not thread-safe: meant for a build in one thread.
     """
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _INIT_METHODS and args and isinstance(args[0], Tensor) and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
+    def __enter__(self) -> FastMetaInit:
+        self._saved: list[tuple[str, Any, bool]] = []
+        for n in _INIT_NAMES:
+            orig = getattr(_T, n)
+            self._saved.append((n, orig, n in _T.__dict__))
+
+            def skip(self_: Tensor, *args: Any, _orig: Any = orig, **kwargs: Any) -> Any:
+                return self_ if self_.is_meta else _orig(self_, *args, **kwargs)
+
+            setattr(_T, n, skip)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for n, orig, own in self._saved:
+            if own:
+                setattr(_T, n, orig)
+            else:
+                delattr(_T, n)
