@@ -150,7 +150,7 @@ def time_to_accuracy(quick: bool) -> None:
             walls.append(s["wall_seconds"])
             print(
                 f"  {name} seed {seed}: final top-1 {s['test_top1']:.2f}% in {s['wall_seconds']:.1f} s; "
-                f"{target:.0f}% reached at {'%.1f s' % hit if hit is not None else 'never'}"
+                f"{target:.0f}% reached at {f'{hit:.1f} s' if hit is not None else 'never'}"
             )
         print(
             f"{name:12s} target {target:.0f}%: median time-to-accuracy {statistics.median(times):.1f} s, "

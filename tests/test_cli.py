@@ -30,7 +30,9 @@ def test_info_shows_config_and_tree(capsys):
 
 
 def test_python_dash_m_and_version():
-    r = subprocess.run([sys.executable, "-m", "cnnzoo", "--version"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "cnnzoo", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stdout.startswith("cnnzoo ")
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.registry import ModelConfig, UnknownModelError, create_model, list_models, register_model
 from cnnzoo.errors import CnnzooError
+from cnnzoo.registry import ModelConfig, UnknownModelError, create_model, list_models, register_model
 
 
 def test_wildcards_match_fnmatch():
@@ -44,8 +44,10 @@ def test_bad_name_is_rejected():
         register_model(cfg, name="Bad.Name")(lambda **kw: None)
 
 
-@pytest.mark.parametrize("typo, expected", [("lenet", "lenet5"), ("lenet5relu", "lenet5_relu"),
-                                            ("LeNet5", "lenet5"), ("lenet6", "lenet5")])
+@pytest.mark.parametrize(
+    "typo, expected",
+    [("lenet", "lenet5"), ("lenet5relu", "lenet5_relu"), ("LeNet5", "lenet5"), ("lenet6", "lenet5")],
+)
 def test_unknown_name_suggests_closest(typo, expected):
     with pytest.raises(UnknownModelError) as e:
         create_model(typo)

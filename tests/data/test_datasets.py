@@ -39,7 +39,10 @@ def test_real_fashion_mnist(fashion_train, fashion_test):
     assert torch.bincount(fashion_train.labels).tolist() == [6000] * 10  # balanced classes
     assert fashion_train.classes == FASHION_MNIST_CLASSES and fashion_train.classes[9] == "Ankle boot"
     x = fashion_train.images[:10000].float() / 255
-    assert abs(x.mean().item() - fashion_train.mean[0]) < 0.01 and abs(x.std().item() - fashion_train.std[0]) < 0.01
+    assert (
+        abs(x.mean().item() - fashion_train.mean[0]) < 0.01
+        and abs(x.std().item() - fashion_train.std[0]) < 0.01
+    )
 
 
 def test_mnist_from_any_directory_gz_or_raw(tmp_path):
@@ -61,7 +64,9 @@ def test_missing_dataset_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as e:
         load_dataset("fashion-mnist", data_dir=tmp_path / "empty")
     msg = str(e.value)
-    assert "sudo apt-get install dataset-fashion-mnist" in msg and "CNNZOO_DATA" in msg and "--data-dir" in msg
+    assert (
+        "sudo apt-get install dataset-fashion-mnist" in msg and "CNNZOO_DATA" in msg and "--data-dir" in msg
+    )
     assert str(tmp_path / "empty") in msg and "train-images-idx3-ubyte" in msg
     with pytest.raises(DatasetNotFoundError, match="CNNZOO_DATA"):
         load_dataset("mnist", data_dir=tmp_path)
@@ -103,8 +108,10 @@ def test_load_arrays_does_not_import_torch(tmp_path):
     import sys
 
     d = make_mnist_dir(tmp_path / "m")
-    code = ("import sys; from cnnzoo.data import load_arrays; x, y, s, r = load_arrays('mnist', 'test', "
-            f"data_dir={str(d)!r}); assert x.shape == (6, 1, 28, 28); assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from cnnzoo.data import load_arrays; x, y, s, r = load_arrays('mnist', 'test', "
+        f"data_dir={str(d)!r}); assert x.shape == (6, 1, 28, 28); assert 'torch' not in sys.modules"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
 

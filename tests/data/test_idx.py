@@ -38,7 +38,11 @@ def test_all_type_codes(tmp_path, dtype):
 def test_header_layout_is_big_endian(tmp_path):
     write_idx(tmp_path / "l", np.array([7, 2, 1], np.uint8))
     raw = (tmp_path / "l").read_bytes()
-    assert raw[:4] == bytes([0, 0, 0x08, 1]) and raw[4:8] == (3).to_bytes(4, "big") and raw[8:] == b"\x07\x02\x01"
+    assert (
+        raw[:4] == bytes([0, 0, 0x08, 1])
+        and raw[4:8] == (3).to_bytes(4, "big")
+        and raw[8:] == b"\x07\x02\x01"
+    )
 
 
 def _raw(images):

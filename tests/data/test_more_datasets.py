@@ -9,14 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from cnnzoo.data import DatasetFormatError, DatasetNotFoundError, ImageFolderFeed, load_dataset, read_cifar_batch
+from cnnzoo.data import (
+    DatasetFormatError,
+    DatasetNotFoundError,
+    ImageFolderFeed,
+    load_dataset,
+    read_cifar_batch,
+)
 from cnnzoo.data.cifar import CIFAR100_CLASSES
 
 
 def _cifar_batch(path, n, label_key, seed):
     rng = np.random.default_rng(seed)
-    d = {b"batch_label": b"testing batch", b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-         label_key.encode(): rng.integers(0, 10, n).tolist(), b"filenames": [b"x.png"] * n}
+    d = {
+        b"batch_label": b"testing batch",
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        label_key.encode(): rng.integers(0, 10, n).tolist(),
+        b"filenames": [b"x.png"] * n,
+    }
     with open(path, "wb") as f:
         pickle.dump(d, f, protocol=2)  # the archives were written by Python 2 with protocol 2
     return d
@@ -138,7 +148,7 @@ def test_imagefolder_streams_batches(tmp_path):
 def test_imagefolder_with_workers_and_gray_model(tmp_path):
     make_tree(tmp_path, per_class=2)
     feed = ImageFolderFeed(tmp_path, "test", size=8, in_chans=1, workers=2)
-    (x, y), = list(feed.batches(8))
+    ((x, y),) = list(feed.batches(8))
     assert x.shape == (4, 1, 8, 8) and y.shape == (4,)
 
 

@@ -81,40 +81,46 @@ def _loader(files: dict[str, tuple[str, ...]], label_key: str):
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # The 100 fine labels in label order (as in the archive's meta file).
-CIFAR100_CLASSES = tuple("""apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+CIFAR100_CLASSES = tuple(
+    """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
 butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup
 dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion
 lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear
 pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew
 skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger
-tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split())
+tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
+)
 
 _C10 = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 _C100 = {"train": ("train",), "test": ("test",)}
 
-register_dataset(DatasetSpec(
-    name="cifar10",
-    aliases=("cifar-10",),
-    classes=CIFAR10_CLASSES,
-    mean=(0.4914, 0.4822, 0.4465),
-    std=(0.2470, 0.2435, 0.2616),
-    loader=_loader(_C10, "labels"),
-    files=(*_C10["train"], *_C10["test"]),
-    subdirs=("cifar-10-batches-py",),
-    gzip_ok=False,
-    how_to_get="extract the CIFAR-10 python version (cifar-10-python.tar.gz): tar xzf cifar-10-python.tar.gz",
-    description="CIFAR-10: 50k/10k 32x32 RGB, 10 classes (python pickle batches, read safely)",
-))
-register_dataset(DatasetSpec(
-    name="cifar100",
-    aliases=("cifar-100",),
-    classes=CIFAR100_CLASSES,
-    mean=(0.5071, 0.4865, 0.4409),
-    std=(0.2673, 0.2564, 0.2762),
-    loader=_loader(_C100, "fine_labels"),
-    files=("train", "test"),
-    subdirs=("cifar-100-python",),
-    gzip_ok=False,
-    how_to_get="extract the CIFAR-100 python version: tar xzf cifar-100-python.tar.gz",
-    description="CIFAR-100: 50k/10k 32x32 RGB, 100 fine classes (python pickle batches, read safely)",
-))
+register_dataset(
+    DatasetSpec(
+        name="cifar10",
+        aliases=("cifar-10",),
+        classes=CIFAR10_CLASSES,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        loader=_loader(_C10, "labels"),
+        files=(*_C10["train"], *_C10["test"]),
+        subdirs=("cifar-10-batches-py",),
+        gzip_ok=False,
+        how_to_get="extract the CIFAR-10 python version (cifar-10-python.tar.gz): tar xzf cifar-10-python.tar.gz",
+        description="CIFAR-10: 50k/10k 32x32 RGB, 10 classes (python pickle batches, read safely)",
+    )
+)
+register_dataset(
+    DatasetSpec(
+        name="cifar100",
+        aliases=("cifar-100",),
+        classes=CIFAR100_CLASSES,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        loader=_loader(_C100, "fine_labels"),
+        files=("train", "test"),
+        subdirs=("cifar-100-python",),
+        gzip_ok=False,
+        how_to_get="extract the CIFAR-100 python version: tar xzf cifar-100-python.tar.gz",
+        description="CIFAR-100: 50k/10k 32x32 RGB, 100 fine classes (python pickle batches, read safely)",
+    )
+)

@@ -21,7 +21,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,8 +45,16 @@ __all__ = [
 ]
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 
@@ -91,8 +98,16 @@ class ImageDataset:
         import torch
 
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return ImageDataset(self.name, self.split, self.images[idx], self.labels[idx], self.classes,
-                            self.mean, self.std, self.root)
+        return ImageDataset(
+            self.name,
+            self.split,
+            self.images[idx],
+            self.labels[idx],
+            self.classes,
+            self.mean,
+            self.std,
+            self.root,
+        )
 
 
 @dataclass(frozen=True)
@@ -187,7 +202,9 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None) -> Path:
         how.append(f"  sudo apt-get install {spec.debian_package}     # installs to {spec.debian_dir}")
     if spec.how_to_get:
         how.append(f"  {spec.how_to_get}")
-    how.append(f"  export CNNZOO_DATA=/path/to/dir   # or pass --data-dir /path/to/dir ({spec.name} files inside)")
+    how.append(
+        f"  export CNNZOO_DATA=/path/to/dir   # or pass --data-dir /path/to/dir ({spec.name} files inside)"
+    )
     raise DatasetNotFoundError(
         f"{spec.name} not found. Looked in: {'; '.join(tried) or 'nowhere (no directory given)'}.\n"
         f"Expected the files {files}.\nTo get it:\n" + "\n".join(how)
@@ -259,15 +276,19 @@ def load_arrays(
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     spec = dataset_spec(name)
     if spec.streaming:
-        raise ConfigError(f"{spec.name} is streamed from disk, not loaded into memory; "
-                          "use cnnzoo.data.imagefolder.ImageFolderFeed (cnnzoo train does this for you)")
+        raise ConfigError(
+            f"{spec.name} is streamed from disk, not loaded into memory; "
+            "use cnnzoo.data.imagefolder.ImageFolderFeed (cnnzoo train does this for you)"
+        )
     root = locate(spec, data_dir)
     try:
         x, y = _load_cached(spec, root, split, use_cache)
     except IdxError as e:
         raise DatasetFormatError(str(e)) from e
     if x.dtype != np.uint8 or x.ndim != 4:
-        raise DatasetFormatError(f"{spec.name} loader returned {x.dtype} {x.shape}, expected uint8 (N, C, H, W)")
+        raise DatasetFormatError(
+            f"{spec.name} loader returned {x.dtype} {x.shape}, expected uint8 (N, C, H, W)"
+        )
     return np.ascontiguousarray(x), np.ascontiguousarray(y).astype(np.int64, copy=False), spec, root
 
 
@@ -289,8 +310,9 @@ def load_dataset(
     import torch
 
     x, y, spec, root = load_arrays(name, split, data_dir=data_dir, use_cache=use_cache)
-    return ImageDataset(spec.name, split, torch.from_numpy(x), torch.from_numpy(y), spec.classes,
-                        spec.mean, spec.std, root)
+    return ImageDataset(
+        spec.name, split, torch.from_numpy(x), torch.from_numpy(y), spec.classes, spec.mean, spec.std, root
+    )
 
 
 # ----------------------------------------------------------------------------- MNIST family (IDX)
@@ -300,7 +322,9 @@ def _idx_loader(prefixes: dict[str, str]) -> Callable[[Path, str], tuple[np.ndar
         xp = _find_file(root, f"{stem}-images-idx3-ubyte")
         yp = _find_file(root, f"{stem}-labels-idx1-ubyte")
         if xp is None or yp is None:
-            raise DatasetNotFoundError(f"{root}: missing {stem}-images-idx3-ubyte or {stem}-labels-idx1-ubyte")
+            raise DatasetNotFoundError(
+                f"{root}: missing {stem}-images-idx3-ubyte or {stem}-labels-idx1-ubyte"
+            )
         x = read_idx(xp, expect_ndim=3)
         y = read_idx(yp, expect_ndim=1)
         if x.dtype != np.uint8 or y.dtype != np.uint8:
@@ -312,63 +336,72 @@ def _idx_loader(prefixes: dict[str, str]) -> Callable[[Path, str], tuple[np.ndar
     return load
 
 
-_MNIST_FILES = tuple(f"{s}-{k}" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+_MNIST_FILES = tuple(
+    f"{s}-{k}" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")
+)
 
-register_dataset(DatasetSpec(
-    name="fashion-mnist",
-    aliases=("fashionmnist", "fmnist"),
-    classes=FASHION_MNIST_CLASSES,
-    mean=(0.2860,),
-    std=(0.3530,),
-    loader=_idx_loader({"train": "train", "test": "t10k"}),
-    files=_MNIST_FILES,
-    subdirs=("fashion-mnist", "FashionMNIST/raw"),
-    debian_dir="/usr/share/datasets/fashion-mnist",
-    debian_package="dataset-fashion-mnist",
-    description="Zalando's Fashion-MNIST: 60k/10k 28x28 grayscale, 10 clothing classes",
-))
-register_dataset(DatasetSpec(
-    name="kmnist",
-    aliases=("kuzushiji-mnist",),
-    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-    mean=(0.1918,),
-    std=(0.3483,),
-    loader=_idx_loader({"train": "train", "test": "t10k"}),
-    files=_MNIST_FILES,
-    subdirs=("kmnist", "KMNIST/raw"),
-    description="Kuzushiji-MNIST (Clanuwat et al. 2018): 60k/10k 28x28 cursive Japanese, IDX files",
-    how_to_get="get the four KMNIST IDX files (train/t10k images and labels, .gz) from the KMNIST release",
-))
-register_dataset(DatasetSpec(
-    name="mnist",
-    classes=MNIST_CLASSES,
-    mean=(0.1307,),
-    std=(0.3081,),
-    loader=_idx_loader({"train": "train", "test": "t10k"}),
-    files=_MNIST_FILES,
-    subdirs=("mnist", "MNIST/raw"),
-    description="LeCun's MNIST digits: 60k/10k 28x28 grayscale (any directory of its IDX files)",
-    how_to_get="get the four MNIST IDX files (train/t10k images and labels, .gz) from the MNIST page",
-))
-
+register_dataset(
+    DatasetSpec(
+        name="fashion-mnist",
+        aliases=("fashionmnist", "fmnist"),
+        classes=FASHION_MNIST_CLASSES,
+        mean=(0.2860,),
+        std=(0.3530,),
+        loader=_idx_loader({"train": "train", "test": "t10k"}),
+        files=_MNIST_FILES,
+        subdirs=("fashion-mnist", "FashionMNIST/raw"),
+        debian_dir="/usr/share/datasets/fashion-mnist",
+        debian_package="dataset-fashion-mnist",
+        description="Zalando's Fashion-MNIST: 60k/10k 28x28 grayscale, 10 clothing classes",
+    )
+)
+register_dataset(
+    DatasetSpec(
+        name="kmnist",
+        aliases=("kuzushiji-mnist",),
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        mean=(0.1918,),
+        std=(0.3483,),
+        loader=_idx_loader({"train": "train", "test": "t10k"}),
+        files=_MNIST_FILES,
+        subdirs=("kmnist", "KMNIST/raw"),
+        description="Kuzushiji-MNIST (Clanuwat et al. 2018): 60k/10k 28x28 cursive Japanese, IDX files",
+        how_to_get="get the four KMNIST IDX files (train/t10k images and labels, .gz) from the KMNIST release",
+    )
+)
+register_dataset(
+    DatasetSpec(
+        name="mnist",
+        classes=MNIST_CLASSES,
+        mean=(0.1307,),
+        std=(0.3081,),
+        loader=_idx_loader({"train": "train", "test": "t10k"}),
+        files=_MNIST_FILES,
+        subdirs=("mnist", "MNIST/raw"),
+        description="LeCun's MNIST digits: 60k/10k 28x28 grayscale (any directory of its IDX files)",
+        how_to_get="get the four MNIST IDX files (train/t10k images and labels, .gz) from the MNIST page",
+    )
+)
 
 
 def _streamed(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     raise ConfigError("imagefolder is streamed by cnnzoo.data.imagefolder.ImageFolderFeed")
 
 
-register_dataset(DatasetSpec(
-    name="imagefolder",
-    aliases=("image-folder", "imagenet"),
-    classes=(),
-    mean=(0.485, 0.456, 0.406),  # ImageNet's, as cnnzoo.registry.IMAGENET_MEAN
-    std=(0.229, 0.224, 0.225),
-    loader=_streamed,
-    files=(),
-    cacheable=False,
-    streaming=True,
-    description="any ImageFolder tree (ROOT/train/<class>/*, ROOT/val/<class>/*), streamed with workers",
-))
+register_dataset(
+    DatasetSpec(
+        name="imagefolder",
+        aliases=("image-folder", "imagenet"),
+        classes=(),
+        mean=(0.485, 0.456, 0.406),  # ImageNet's, as cnnzoo.registry.IMAGENET_MEAN
+        std=(0.229, 0.224, 0.225),
+        loader=_streamed,
+        files=(),
+        cacheable=False,
+        streaming=True,
+        description="any ImageFolder tree (ROOT/train/<class>/*, ROOT/val/<class>/*), streamed with workers",
+    )
+)
 
 # Importing this registers CIFAR-10 and CIFAR-100 (torch-free, like everything in this module).
 from cnnzoo.data import cifar as _cifar  # noqa: E402,F401
