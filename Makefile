@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cnnzoo-installed
-DATA_STAMP := $(VENV)/.cnnzoo-data
 # pytest-xdist workers; CI machines have 2 cores.
 TEST_WORKERS ?= 2
 
