@@ -9,8 +9,7 @@ See ``docs/cost-tables.md`` for the rules.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnnzoo._lazy import lazy_getattr
 
 # Imported lazily: `cnnzoo list` loads this package's CLI module and must not import torch.
 _EXPORTS = {
@@ -26,7 +25,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

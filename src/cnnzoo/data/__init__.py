@@ -6,8 +6,7 @@ Names are imported lazily so that ``cnnzoo.data.load_arrays`` and ``read_idx`` w
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnnzoo._lazy import lazy_getattr
 
 _EXPORTS = {
     "FASHION_MNIST_CLASSES": "datasets",
@@ -32,7 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

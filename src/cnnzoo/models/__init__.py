@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
+
+from cnnzoo._lazy import lazy_getattr
 
 __all__ = ["ZooModel", "InputShapeError", "import_all"]
 
@@ -22,9 +23,4 @@ def import_all() -> None:
             importlib.import_module(f"{__name__}.{m}")
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("ZooModel", "InputShapeError"):
-        from cnnzoo.models import base
-
-        return getattr(base, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"ZooModel": "base", "InputShapeError": "base"})

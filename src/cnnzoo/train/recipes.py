@@ -87,6 +87,38 @@ _NO_AUGMENT: dict[str, Any] = {
     "random_erasing": 0.0,
 }
 
+_ALEXNET: dict[str, Any] = {
+    "description": (
+        "AlexNet: SGD momentum 0.9, lr 0.01 ÷10 when the test loss stops improving (the paper "
+        "watched validation error, 3 reductions in ~90 epochs), weight decay 5e-4, batch 128, "
+        "random 224 crops of 256 images, flips, PCA lighting σ 0.1, 10-crop test. "
+        "Dropout 0.5 is part of the model."
+    ),
+    "source": "Krizhevsky, Sutskever, Hinton 2012, §4.1 (augmentation), §5 (details of learning)",
+    "model": "alexnet",
+    "data": "imagefolder",
+    "input_size": 256,
+    "epochs": 90,
+    "iterations": None,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 5e-4,
+    **_SGD_NO_EXTRAS,
+    "schedule": "plateau",
+    "gamma": 0.1,
+    "plateau_patience": 5,
+    "min_lr_factor": 1e-3,
+    "warmup_epochs": 0.0,
+    **_NO_AUGMENT,
+    "hflip": True,
+    "pca_lighting": 0.1,
+    "eval_mode": "tencrop",
+    "eval_crop": 224,
+}
+
 RECIPES: dict[str, dict[str, Any]] = {
     "lenet1998": {
         "description": (
@@ -118,38 +150,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "eval_mode": "none",
         "eval_crop": None,
     },
-    "alexnet": {
-        "description": (
-            "AlexNet: SGD momentum 0.9, lr 0.01 ÷10 when the test loss stops improving (the paper "
-            "watched validation error, 3 reductions in ~90 epochs), weight decay 5e-4, batch 128, "
-            "random 224 crops of 256 images, flips, PCA lighting σ 0.1, 10-crop test. "
-            "Dropout 0.5 is part of the model."
-        ),
-        "source": "Krizhevsky, Sutskever, Hinton 2012, §4.1 (augmentation), §5 (details of learning)",
-        "model": "alexnet",
-        "data": "imagefolder",
-        "input_size": 256,
-        "epochs": 90,
-        "iterations": None,
-        "batch_size": 128,
-        "optimizer": "sgd",
-        "lr": 0.01,
-        "momentum": 0.9,
-        "nesterov": False,
-        "weight_decay": 5e-4,
-        **_SGD_NO_EXTRAS,
-        "schedule": "plateau",
-        "gamma": 0.1,
-        "plateau_patience": 5,
-        "min_lr_factor": 1e-3,
-        "warmup_epochs": 0.0,
-        **_NO_AUGMENT,
-        "hflip": True,
-        "pca_lighting": 0.1,
-        "eval_mode": "tencrop",
-        "eval_crop": 224,
-    },
+    "alexnet": _ALEXNET,
+    # "like AlexNet, plus scale jittering": the paper's recipe is AlexNet's with these changes
     "vgg": {
+        **_ALEXNET,
         "description": (
             "VGG-16: as AlexNet (momentum 0.9, lr 0.01 ÷10 on plateau, weight decay 5e-4, dropout "
             "in the model, flips, PCA lighting) plus scale jittering: each batch is rescaled to a "
@@ -158,28 +162,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         ),
         "source": "Simonyan & Zisserman 2015, §3.1 (training, scale jittering), §4.2 (multi-scale)",
         "model": "vgg16",
-        "data": "imagefolder",
-        "input_size": 256,
         "epochs": 74,
-        "iterations": None,
         "batch_size": 256,
-        "optimizer": "sgd",
-        "lr": 0.01,
-        "momentum": 0.9,
-        "nesterov": False,
-        "weight_decay": 5e-4,
-        **_SGD_NO_EXTRAS,
-        "schedule": "plateau",
-        "gamma": 0.1,
-        "plateau_patience": 5,
-        "min_lr_factor": 1e-3,
-        "warmup_epochs": 0.0,
-        **_NO_AUGMENT,
-        "hflip": True,
-        "pca_lighting": 0.1,
         "scale_jitter": (256, 512),
         "eval_mode": "center",
-        "eval_crop": 224,
     },
     "googlenet": {
         "description": (
