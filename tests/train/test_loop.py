@@ -138,3 +138,42 @@ def test_features_together_bf16_channels_last_tta_iterations(tmp_path):
     assert [int(r["step"]) for r in rows] == [8, 10]
     assert float(rows[-1]["lr"]) == pytest.approx(1e-4)  # ÷10 after iteration 5
     assert 0 <= s["test_top1"] <= 100 and s["test_top5"] >= s["test_top1"]
+
+
+def test_eval_every_and_progressive_resizing(tmp_path, monkeypatch):
+    """--eval-every 2 over 3 epochs tests after epochs 2 and 3; --progressive-sizes 20,24 trains
+    epoch 1 at 20x20, epoch 2 at 24x24 and the rest at the model's 28x28."""
+    import torch.nn.functional as F
+
+    from cnnzoo.errors import ConfigError
+
+    seen: list[int] = []
+    real = F.interpolate
+
+    def spy(x, *a, **k):
+        seen.append(k["size"][0])
+        return real(x, *a, **k)
+
+    monkeypatch.setattr(F, "interpolate", spy)
+    cfg = TrainConfig(model="resnet8", epochs=3, train_samples=128, test_samples=100, batch_size=64,
+                      lr=0.05, warmup_epochs=0, eval_every=2, progressive_sizes=(20, 24), input_size=28,
+                      channels_last=True, threads=1, out=str(tmp_path))
+    s = fit(cfg, progress=False)
+    assert seen == [20, 20, 24, 24]  # two steps per epoch; epoch 3 runs at the native 28x28
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["test_top1"] for r in rows][0] == "nan"
+    assert all(0 <= float(r["test_top1"]) <= 100 for r in rows[1:])
+    assert s["test_top1"] == float(rows[-1]["test_top1"])
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="minimum input size"):
+        fit(TrainConfig(model="resnet8", epochs=1, progressive_sizes=(4,), train_samples=64,
+                        test_samples=64, out=str(tmp_path / "small")), progress=False)
+
+
+def test_eval_every_refuses_the_plateau_schedule():
+    from cnnzoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--eval-every 1"):
+        TrainConfig(schedule="plateau", eval_every=2).validate()
+    with pytest.raises(ConfigError, match="progressive sizes"):
+        TrainConfig(progressive_sizes=(0,)).validate()

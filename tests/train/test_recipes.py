@@ -210,4 +210,6 @@ def test_fashion_recipes_name_a_registered_model_that_accepts_their_input(name):
     mc = get_model_config(r["model"])
     assert r["data"] == "fashion-mnist"
     assert r["input_size"] >= mc.min_input_size
+    assert all(mc.min_input_size <= s <= r["input_size"] for s in r.get("progressive_sizes", ()))
+    assert len(r.get("progressive_sizes", ())) < r["epochs"]  # the last epochs train at the test side
     assert r["eval_mode"] != "flip" or r["hflip"]  # flip TTA only on a model trained with flips

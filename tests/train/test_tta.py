@@ -104,5 +104,36 @@ def test_outputs_with_logits_field_are_reduced():
 
 
 def test_unknown_mode():
-    with pytest.raises(ConfigError, match="none, center, flip, tencrop"):
+    with pytest.raises(ConfigError, match="none, center, flip, shift, tencrop"):
         predict(_Pool(), torch.randn(1, 3, 4, 4), mode="multiscale")
+
+
+def test_shift_averages_six_views_flips_and_one_pixel_shifts():
+    m = _Recorder()
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float).view(2, 1, 5, 5)
+    out = predict(m, x, mode="shift")
+    assert len(m.seen) == 6
+    down_right, up_left = m.seen[2], m.seen[4]
+    assert torch.equal(down_right[..., 1:, 1:], x[..., :-1, :-1])  # content moved by +1, +1
+    assert torch.equal(down_right[..., 0, 1:], x[..., 0, :-1])  # the new top row repeats the edge
+    assert torch.equal(up_left[..., :-1, :-1], x[..., 1:, 1:])
+    for i in (1, 3, 5):
+        assert torch.equal(m.seen[i], m.seen[i - 1].flip(3))
+    p = torch.stack([m(v).softmax(1) for v in m.seen[:6]]).mean(0)
+    assert torch.allclose(out.exp(), p, atol=1e-6)
+
+
+def test_shift_of_a_shift_and_flip_invariant_model_equals_plain_predict():
+    class _Max(nn.Module):  # global max pooling: invariant to flips and to shifts of a framed image
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.fc(x.amax((2, 3)))
+
+    torch.manual_seed(0)
+    x = torch.full((5, 3, 7, 7), -10.0)  # a constant 2-pixel frame: a shift drops and repeats frame only
+    x[..., 2:-2, 2:-2] = torch.randn(5, 3, 3, 3)
+    m = _Max()
+    assert torch.allclose(predict(m, x, mode="shift"), m(x).log_softmax(1), atol=1e-6)

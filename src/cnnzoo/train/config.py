@@ -16,7 +16,7 @@ from cnnzoo.errors import ConfigError
 __all__ = ["TrainConfig", "AMP_MODES", "EVAL_MODES", "FIELD_HELP"]
 
 AMP_MODES = ("off", "auto", "bf16", "fp16")
-EVAL_MODES = ("none", "center", "flip", "tencrop")
+EVAL_MODES = ("none", "center", "flip", "shift", "tencrop")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 SCHEDULE_NAMES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle")
 
@@ -52,9 +52,13 @@ FIELD_HELP: dict[str, str] = {
     "pca_lighting": "AlexNet PCA lighting noise std (0 = off)",
     "scale_jitter": "VGG scale jittering: MIN,MAX rescale side before the crop",
     "random_erasing": "random erasing probability (0 = off)",
-    "eval_mode": "none, center, flip (flip TTA) or tencrop",
+    "eval_mode": "none, center, flip (flip TTA), shift (flip and 1-pixel shifts: 6 views) or tencrop",
     "eval_crop": "crop side for center/tencrop evaluation",
     "input_size": "side fed to the model (default: per model)",
+    "progressive_sizes": "progressive resizing: train epoch i at side SIZES[i] (bilinear, antialiased) for "
+    "the first len(SIZES) epochs, then at --input-size; e.g. 20,20,24",
+    "eval_every": "evaluate on the test set every N epochs and after the last one (0 = after the last "
+    "one only)",
     "train_samples": "train on a random subset of N images",
     "test_samples": "evaluate on a fixed random subset of N test images (quick runs only: the reported "
     "accuracy is then the subset's)",
@@ -109,6 +113,8 @@ class TrainConfig:
     eval_mode: str = "none"
     eval_crop: int | None = None
     input_size: int | None = None
+    progressive_sizes: tuple[int, ...] = ()
+    eval_every: int = 1
     train_samples: int | None = None
     test_samples: int | None = None
     seed: int = 0
@@ -129,6 +135,12 @@ class TrainConfig:
         if isinstance(self.milestones, list | int | float):
             self.milestones = (
                 tuple(self.milestones) if isinstance(self.milestones, list) else (self.milestones,)
+            )
+        if isinstance(self.progressive_sizes, list | int):
+            self.progressive_sizes = (
+                tuple(self.progressive_sizes)
+                if isinstance(self.progressive_sizes, list)
+                else (self.progressive_sizes,)
             )
         if isinstance(self.scale_jitter, list):
             self.scale_jitter = tuple(self.scale_jitter)
@@ -219,6 +231,18 @@ class TrainConfig:
             self.input_size is None or self.input_size >= 1, f"input size must be >= 1, got {self.input_size}"
         )
         need(
+            all(isinstance(s, int) and s >= 1 for s in self.progressive_sizes),
+            f"progressive sizes must be image sides >= 1, e.g. 20,20,24; got {self.progressive_sizes}",
+        )
+        need(
+            isinstance(self.eval_every, int) and self.eval_every >= 0,
+            f"eval every must be >= 0 epochs (0 = after the last epoch only), got {self.eval_every}",
+        )
+        need(
+            self.eval_every == 1 or self.schedule != "plateau",
+            "the plateau schedule watches the test loss after every epoch; use --eval-every 1 with it",
+        )
+        need(
             self.train_samples is None or self.train_samples >= 1,
             f"train samples must be >= 1, got {self.train_samples}",
         )
@@ -264,7 +288,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for k in ("betas", "milestones", "scale_jitter"):
+        for k in ("betas", "milestones", "scale_jitter", "progressive_sizes"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d

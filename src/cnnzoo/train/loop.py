@@ -252,6 +252,16 @@ def _build_data(
     return DataFeed(train_ds, **kw), DataFeed(test_ds, **kw), model, size, mode
 
 
+def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Progressive resizing: the batch at ``side`` x ``side`` (bilinear, antialiased when shrinking)."""
+    out = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+    return (
+        out.contiguous(memory_format=torch.channels_last)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        else out
+    )
+
+
 def _classes_of(feed) -> tuple[str, ...]:
     return tuple(feed.classes) if hasattr(feed, "classes") else tuple(feed.ds.classes)
 
@@ -325,6 +335,12 @@ def fit(
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     train_feed, test_feed, model, size, mode = _build_data(cfg, device, memory_format)
     model = model.to(device, memory_format=memory_format)
+    too_small = [s for s in cfg.progressive_sizes if s < model.default_cfg.min_input_size]
+    if too_small:
+        raise ConfigError(
+            f"--progressive-sizes {','.join(map(str, cfg.progressive_sizes))} goes below {cfg.model}'s "
+            f"minimum input size {model.default_cfg.min_input_size}; use sides of at least that"
+        )
     if rank:
         torch.manual_seed(cfg.seed + 1_000_003 * rank)  # distinct dropout masks per rank
 
@@ -552,11 +568,14 @@ def fit(
                     "seconds": seconds_before + time.perf_counter() - t0,  # noqa: B023
                 }
 
+            side = cfg.progressive_sizes[epoch] if epoch < len(cfg.progressive_sizes) else None
             for x, y in train_feed.batches(
                 local_batch, shuffle=True, generator=gen, start=skip, rank=rank, world=world
             ):
                 if aug is not None:
                     x = aug(x, aug_gen)
+                if side is not None and side != x.shape[-1]:
+                    x = _resize(x, side)
                 with autocast():
                     out_ = fwd(x)
                     loss = loss_fn(out_, y)
@@ -623,7 +642,9 @@ def fit(
                 raise diverged(acc["loss_sum"], epoch, step_in_epoch)
             red = D.all_reduce_sum([acc["loss_sum"], acc["correct"], acc["seen"]], device)
             final = epoch == n_epochs - 1
-            if world > 1 and hasattr(test_feed, "shard"):
+            if not final and (cfg.eval_every == 0 or (epoch + 1) % cfg.eval_every):
+                ev = {"loss": math.nan, "top1": math.nan, "top5": math.nan}
+            elif world > 1 and hasattr(test_feed, "shard"):
                 ev = evaluate(
                     model,
                     test_feed.shard(cfg.eval_batch_size, rank=rank, world=world),
@@ -642,8 +663,9 @@ def fit(
                     autocast=autocast if amp_dtype else None,
                     collect=final and is_main,
                 )
-            last_eval = ev
-            sched.step_epoch(ev["loss"])
+            if math.isfinite(ev["top1"]):
+                last_eval = ev
+                sched.step_epoch(ev["loss"])
             totals["train_seconds"] += acc["seconds"]  # a resumed epoch's earlier part is in acc already
             totals["train_images"] += int(red[2])
             row = {
@@ -660,18 +682,24 @@ def fit(
                 "elapsed_seconds": totals["wall_seconds"] + time.perf_counter() - t_start,
             }
             history.append(row)
-            improved = ev["top1"] > best_top1
-            best_top1 = max(best_top1, ev["top1"])
+            improved = math.isfinite(ev["top1"]) and ev["top1"] > best_top1
+            if improved:
+                best_top1 = ev["top1"]
             if is_main:
                 _write_metrics(out / METRICS, history)
                 tb.log(row, epoch + 1)
                 if improved:
                     save_weights(model, out / BEST)
+                test = (
+                    f"test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}% top5 {ev['top5']:5.2f}%"
+                    if math.isfinite(ev["top1"])
+                    else "(no test this epoch: --eval-every)"
+                )
                 console.print(
                     f"epoch {epoch + 1:>3}/{n_epochs}  train loss {row['train_loss']:.4f} "
-                    f"acc {row['train_top1']:5.2f}%  test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}% "
-                    f"top5 {ev['top5']:5.2f}%  lr {row['lr']:.4g}  {row['images_per_second']:,.0f} img/s"
-                    f"  {row['epoch_seconds']:.1f} s"
+                    f"acc {row['train_top1']:5.2f}%  {test}  lr {row['lr']:.4g}  "
+                    f"{row['images_per_second']:,.0f} img/s  {row['epoch_seconds']:.1f} s"
+                    + (f"  ({side}x{side})" if side is not None else "")
                 )
             acc_state = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             start_step = 0

@@ -127,16 +127,18 @@ def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ep = [r["epoch"] for r in rows]
+    tested = [r for r in rows if math.isfinite(r["test_top1"])]  # --eval-every skips some epochs
+    te = [r["epoch"] for r in tested]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    a.plot(ep, [r["test_loss"] for r in rows], "s-", label="test")
+    a.plot(te, [r["test_loss"] for r in tested], "s-", label="test")
     a.set_xlabel("epoch")
     a.set_ylabel("loss")
     a.set_title("loss")
     a.legend()
     b.plot(ep, [r["train_top1"] for r in rows], "o-", label="train top-1")
-    b.plot(ep, [r["test_top1"] for r in rows], "s-", label="test top-1")
-    b.plot(ep, [r["test_top5"] for r in rows], "^--", label="test top-5", alpha=0.6)
+    b.plot(te, [r["test_top1"] for r in tested], "s-", label="test top-1")
+    b.plot(te, [r["test_top5"] for r in tested], "^--", label="test top-5", alpha=0.6)
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy (%)")
     b.set_title("accuracy")
@@ -207,7 +209,7 @@ class TensorBoardLogger:
         if self.writer is None:
             return
         for k, v in row.items():
-            if k != "epoch" and isinstance(v, int | float):
+            if k != "epoch" and isinstance(v, int | float) and math.isfinite(v):
                 self.writer.add_scalar(k, v, step)
 
     def close(self) -> None:

@@ -22,7 +22,8 @@ def load_run(run_dir: str | Path, *, device: str = "cpu") -> tuple[nn.Module, di
     for key in ("model", "num_classes", "in_chans"):
         if key not in cfg:
             raise RunDirError(f"{run_dir / CONFIG} lacks {key!r}; it was not written by `cnnzoo train`")
-    model = create_model(cfg["model"], num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
-                         **cfg.get("model_kwargs", {}))
+    model = create_model(
+        cfg["model"], num_classes=cfg["num_classes"], in_chans=cfg["in_chans"], **cfg.get("model_kwargs", {})
+    )
     load_weights(model, run_dir / cfg.get("weights_file", WEIGHTS))
     return model.to(device).eval(), cfg

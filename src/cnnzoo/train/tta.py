@@ -8,11 +8,13 @@ mode        what the model sees
 ``none``    ``x`` as it is.
 ``center``  the central ``crop`` × ``crop`` window (the single-crop evaluation of the papers).
 ``flip``    ``x`` and its left-right mirror (airbench, "How to Train Your ResNet").
+``shift``   ``x``, its mirror, and both shifted by one pixel up-left and down-right (edge pixels
+            repeated): six views (airbench's multi-crop TTA, Jordan 2024).
 ``tencrop`` the four corner and the central ``crop`` × ``crop`` windows and their mirrors
             (Krizhevsky et al. 2012, §4.1: "averaging the predictions ... on the ten patches").
 ==========  ======================================================================================
 
-**What is averaged.** For ``flip`` and ``tencrop`` the views' *softmax probabilities* are averaged,
+**What is averaged.** For ``flip``, ``shift`` and ``tencrop`` the views' *softmax probabilities* are averaged,
 as AlexNet does, and their log is returned: ``log(mean_v softmax(z_v))``. These are valid logits
 (``softmax`` of them is the averaged distribution, ``argmax`` the averaged prediction, and
 ``cross_entropy`` on them the loss of the averaged prediction), but they are normalised
@@ -29,6 +31,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 
@@ -36,7 +39,7 @@ from cnnzoo.errors import ConfigError
 
 __all__ = ["EVAL_MODES", "predict"]
 
-EVAL_MODES = ("none", "center", "flip", "tencrop")
+EVAL_MODES = ("none", "center", "flip", "shift", "tencrop")
 
 
 def _logits(model: nn.Module, x: Tensor) -> Tensor:
@@ -67,13 +70,13 @@ def predict(model: nn.Module, x: Tensor, *, mode: str = "none", crop: int | None
     Args:
         model: any classifier; outputs with a ``.logits`` field are reduced to it.
         x: a normalised ``(N, C, H, W)`` batch.
-        mode: ``"none"``, ``"center"``, ``"flip"`` or ``"tencrop"``.
+        mode: ``"none"``, ``"center"``, ``"flip"``, ``"shift"`` or ``"tencrop"``.
         crop: the crop side for ``center`` and ``tencrop`` (required there; ``center`` with a crop
-            equal to the input side is ``none``). ``flip`` with a crop flips the center crop.
+            equal to the input side is ``none``). ``flip`` and ``shift`` with a crop use the center crop.
 
     Returns:
         ``(N, num_classes)`` logits: raw for ``none``/``center``, log of the averaged softmax for
-        ``flip``/``tencrop``.
+        ``flip``/``shift``/``tencrop``.
     """
     if mode not in EVAL_MODES:
         raise ConfigError(f"unknown eval mode {mode!r}; choose one of {', '.join(EVAL_MODES)}")
@@ -84,11 +87,16 @@ def predict(model: nn.Module, x: Tensor, *, mode: str = "none", crop: int | None
         return _logits(
             model, x if c == min(x.shape[-2:]) and x.shape[-2] == x.shape[-1] else TF.center_crop(x, [c, c])
         )
-    if mode == "flip":
+    if mode in ("flip", "shift"):
         if crop is not None:
             c = _crop_side(x, crop, mode)
             x = TF.center_crop(x, [c, c])
-        return _mean_log_softmax([_logits(model, x), _logits(model, x.flip(3))])
+        views = [x]
+        if mode == "shift":
+            h, w = x.shape[-2:]
+            padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            views += [padded[..., :h, :w], padded[..., 2:, 2:]]  # content moved down-right, up-left
+        return _mean_log_softmax([_logits(model, v) for u in views for v in (u, u.flip(3))])
     c = _crop_side(x, crop, mode)
     views = TF.ten_crop(x, [c, c])  # tl, tr, bl, br, center, then the same of the mirror
     return _mean_log_softmax([_logits(model, v) for v in views])
