@@ -35,6 +35,8 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,7 @@ def register_model(cfg: ModelConfig, *, name: str | None = None) -> Callable:
             raise ValueError(f"model names are lower-case with no dots, got {key!r}")
         if key in _builders:
             raise ValueError(
-                f"model {key!r} is already registered (by {_builders[key].__module__}); "
-                "pick another name"
+                f"model {key!r} is already registered (by {_builders[key].__module__}); pick another name"
             )
         _builders[key] = fn
         _configs[key] = replace(cfg, name=key)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnzoo.data.datasets import DatasetFormatError, DatasetSpec, register_dataset
+from cnnzoo.registry import CIFAR10_MEAN, CIFAR10_STD
 
 __all__ = ["read_cifar_batch"]
 
@@ -99,8 +100,8 @@ register_dataset(
         name="cifar10",
         aliases=("cifar-10",),
         classes=CIFAR10_CLASSES,
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
         loader=_loader(_C10, "labels"),
         files=(*_C10["train"], *_C10["test"]),
         subdirs=("cifar-10-batches-py",),

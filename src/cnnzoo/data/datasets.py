@@ -27,6 +27,7 @@ import numpy as np
 
 from cnnzoo.data.idx import IdxError, read_idx
 from cnnzoo.errors import CnnzooError, ConfigError
+from cnnzoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:  # torch is imported only by load_dataset: the NumPy engine reads arrays without it
     from torch import Tensor
@@ -393,8 +394,8 @@ register_dataset(
         name="imagefolder",
         aliases=("image-folder", "imagenet"),
         classes=(),
-        mean=(0.485, 0.456, 0.406),  # ImageNet's, as cnnzoo.registry.IMAGENET_MEAN
-        std=(0.229, 0.224, 0.225),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
         loader=_streamed,
         files=(),
         cacheable=False,

@@ -57,7 +57,7 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.layers.inception import BasicConv2d, Inception, NaiveInception
 from cnnzoo.layers.lrn import LocalResponseNorm
 from cnnzoo.models.base import InputShapeError, ZooModel
-from cnnzoo.registry import ModelConfig, register_model
+from cnnzoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs", "InceptionAux", "TABLE1", "AUX_WEIGHT", "PAPER"]
 
@@ -243,8 +243,8 @@ class GoogLeNet(ZooModel):
 
     def _trunk(self, x: Tensor, taps: bool) -> tuple[Tensor, list[Tensor]]:
         if self.transform_input:  # torchvision: ImageNet normalisation -> (x - 0.5) / 0.5
-            mean = x.new_tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-            std = x.new_tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+            mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
             x = (x * std + mean - 0.5) / 0.5
         x = self.maxpool1(self.conv1(x))  # (N, 64, 56, 56) at 224
         if self.norm1 is not None:

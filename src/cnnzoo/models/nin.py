@@ -61,13 +61,11 @@ import torch
 from torch import Tensor, nn
 
 from cnnzoo.models.base import ZooModel
-from cnnzoo.registry import ModelConfig, register_model
+from cnnzoo.registry import CIFAR10_MEAN, CIFAR10_STD, ModelConfig, register_model
 
 __all__ = ["MlpConvRow", "NIN_CIFAR", "NIN_IMAGENET", "MlpConv", "NiN", "nin", "nin_imagenet"]
 
 PAPER = "M. Lin, Q. Chen, S. Yan. Network In Network. ICLR 2014 (arXiv:1312.4400)."
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 class MlpConvRow(NamedTuple):

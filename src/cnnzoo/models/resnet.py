@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, DeepStem, ShortcutOption
 from cnnzoo.models.base import ZooModel
-from cnnzoo.registry import ModelConfig, register_model
+from cnnzoo.registry import CIFAR10_MEAN, CIFAR10_STD, ModelConfig, register_model
 
 __all__ = ["ResNet", "RESNET_DEPTHS", "IMAGENET_VARIANTS", "CIFAR_DEPTHS", "PAPER", "BAG_OF_TRICKS"]
 
@@ -233,8 +233,6 @@ for _name, (_depth, _options, _note) in IMAGENET_VARIANTS.items():
 # family's smallest member, used by the fashion-best recipe where a CPU budget rules.
 CIFAR_DEPTHS: dict[int, int] = {8: 1, 20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 PLAIN_DEPTHS = (20, 32, 44, 56, 110)
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 def _register_cifar(depth: int, residual: bool) -> None:
@@ -262,8 +260,8 @@ def _register_cifar(depth: int, residual: bool) -> None:
         paper=PAPER,
         year=2016,
         family="resnet_cifar",
-        mean=CIFAR_MEAN,
-        std=CIFAR_STD,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
         small_input_size=32,
         small_input_mode="pad",
         notes=f"CIFAR-10 net, 6n+2 layers with n={n}, {kind}" + (" (not in the paper)" if n == 1 else ""),

@@ -252,16 +252,6 @@ def _build_data(
     return DataFeed(train_ds, **kw), DataFeed(test_ds, **kw), model, size, mode
 
 
-def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Progressive resizing: the batch at ``side`` x ``side`` (bilinear, antialiased when shrinking)."""
-    out = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-    return (
-        out.contiguous(memory_format=torch.channels_last)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        else out
-    )
-
-
 def _classes_of(feed) -> tuple[str, ...]:
     return tuple(feed.classes) if hasattr(feed, "classes") else tuple(feed.ds.classes)
 
@@ -574,8 +564,10 @@ def fit(
             ):
                 if aug is not None:
                     x = aug(x, aug_gen)
-                if side is not None and side != x.shape[-1]:
-                    x = _resize(x, side)
+                if side is not None and side != x.shape[-1]:  # progressive resizing
+                    x = F.interpolate(
+                        x, size=(side, side), mode="bilinear", align_corners=False, antialias=True
+                    ).contiguous(memory_format=memory_format)
                 with autocast():
                     out_ = fwd(x)
                     loss = loss_fn(out_, y)
@@ -663,7 +655,8 @@ def fit(
                     autocast=autocast if amp_dtype else None,
                     collect=final and is_main,
                 )
-            if math.isfinite(ev["top1"]):
+            tested = math.isfinite(ev["top1"])
+            if tested:
                 last_eval = ev
                 sched.step_epoch(ev["loss"])
             totals["train_seconds"] += acc["seconds"]  # a resumed epoch's earlier part is in acc already
@@ -682,7 +675,7 @@ def fit(
                 "elapsed_seconds": totals["wall_seconds"] + time.perf_counter() - t_start,
             }
             history.append(row)
-            improved = math.isfinite(ev["top1"]) and ev["top1"] > best_top1
+            improved = tested and ev["top1"] > best_top1
             if improved:
                 best_top1 = ev["top1"]
             if is_main:
@@ -692,7 +685,7 @@ def fit(
                     save_weights(model, out / BEST)
                 test = (
                     f"test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}% top5 {ev['top5']:5.2f}%"
-                    if math.isfinite(ev["top1"])
+                    if tested
                     else "(no test this epoch: --eval-every)"
                 )
                 console.print(
