@@ -46,6 +46,9 @@ def test_wave1_model_unchanged(name):
     assert sum(p.numel() for p in m.parameters()) == frozen["params"]
     assert {k: list(v.shape) for k, v in m.state_dict().items()} == frozen["state_dict"]
     _same_report(frozen["summary"], json.loads(analyze(name, batch_size=1).to_json()), name)
-    _same_report(
-        frozen["summary_depth2"], json.loads(analyze(name, batch_size=1, depth=2).to_json()), f"{name} depth 2"
-    )
+    for depth in (1, 2):
+        _same_report(
+            frozen[f"summary_depth{depth}"],
+            json.loads(analyze(name, batch_size=1, depth=depth).to_json()),
+            f"{name} depth {depth}",
+        )

@@ -1,7 +1,7 @@
 """Freeze the wave-1 models' observable structure before the foundation refactor (issue 10).
 
 For every wave-1 model: ``cnnzoo summary --format json`` at the default input and batch 1 (full
-depth and ``--depth 2``), the ``state_dict`` keys with their shapes, and the parameter count. The
+depth, ``--depth 1`` and ``--depth 2``), the ``state_dict`` keys with their shapes, and the parameter count. The
 test ``tests/test_golden.py`` compares the current code against this file, so a refactor that
 changes any of them fails. Rerun only to accept a deliberate change:
 
@@ -29,6 +29,7 @@ def snapshot(name: str) -> dict:
         "params": sum(p.numel() for p in m.parameters()),
         "state_dict": {k: list(v.shape) for k, v in m.state_dict().items()},
         "summary": json.loads(analyze(name, batch_size=1).to_json()),
+        "summary_depth1": json.loads(analyze(name, batch_size=1, depth=1).to_json()),
         "summary_depth2": json.loads(analyze(name, batch_size=1, depth=2).to_json()),
     }
 
