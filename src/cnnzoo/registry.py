@@ -14,7 +14,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -178,22 +179,33 @@ def create_model(
     *,
     num_classes: int | None = None,
     in_chans: int | None = None,
+    weights: str | os.PathLike | Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a registered model.
+    """Build a registered model, optionally with weights from a file.
 
     Args:
         name: registry name, e.g. ``"lenet5"`` or ``"resnet50"``.
-        num_classes: number of output classes (default: the paper's).
-        in_chans: number of input channels (default: the paper's).
+        num_classes: number of output classes (default: the paper's, or the file's with ``weights``).
+        in_chans: number of input channels (default: the paper's, or the file's with ``weights``).
+        weights: a checkpoint to load: a torchvision or timm ``state_dict`` (``.pth``, ``.pt``,
+            ``.bin`` or ``.safetensors``), a cnnzoo run's ``weights.safetensors``, or such a state
+            dict in memory; read safely and loaded through the key maps of :mod:`cnnzoo.weights`.
+            A file whose classifier has another class count than ``num_classes`` loads all but the
+            head and warns in one line.
         **kwargs: passed to the family's builder (e.g. ``zero_init_residual=True``).
 
     Raises:
         UnknownModelError: for an unregistered name, listing the closest names.
+        cnnzoo.weights.WeightsError: for a weights file that cannot be read or does not fit.
     """
     _ensure_loaded()
     if name not in _builders:
         raise _unknown(name)
+    if weights is not None:  # imported here: torch and safetensors load only when weights are asked for
+        from cnnzoo.weights import build_with_weights
+
+        return build_with_weights(name, weights, num_classes=num_classes, in_chans=in_chans, **kwargs)
     cfg = _configs[name]
     num_classes = cfg.num_classes if num_classes is None else int(num_classes)
     in_chans = cfg.input_size[0] if in_chans is None else int(in_chans)

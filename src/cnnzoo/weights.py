@@ -1,0 +1,848 @@
+r"""Weights from files: torchvision, timm and cnnzoo checkpoints, loaded through explicit key maps.
+
+``create_model(NAME, weights=FILE)`` and :func:`load_weights` take four steps, each a function of its
+own so that ``cnnzoo weights inspect`` and ``convert`` can call them one by one:
+
+1. :func:`read_state_dict` reads FILE safely: safetensors, or ``torch.load(weights_only=True)`` for
+   ``.pth``/``.pt``/``.bin`` (the format is sniffed, not trusted from the suffix). It unwraps
+   ``{"state_dict": ...}``, ``{"model": ...}`` and the like, and strips a DDP ``module.`` (or a
+   ``torch.compile`` ``_orig_mod.``) prefix.
+2. A :class:`KeyMap` turns one library layout's keys into a cnnzoo model's keys: regex renames, then
+   tensor edits where the layouts store a weight differently (a reshape, a transposition, a split or
+   a concatenation of a fused tensor). Every map lives in :data:`KEY_MAPS`, at the end of this
+   module; :data:`CNNZOO` is the identity, a cnnzoo file's (a run's ``weights.safetensors``).
+3. :func:`identify` ranks every layout (each map, and each registered model's own keys) by how well
+   a file fits it; :func:`convert_state_dict` returns a file in a given model's keys.
+4. :func:`load_weights` copies a file into a built model and returns a :class:`LoadReport`.
+
+Adding a key map
+----------------
+A zoo issue whose model does not copy a library's keys adds one :class:`KeyMap` to the
+``register_key_map(...)`` call at the end of this module. Say cnnzoo's ``seresnet50`` named its SE
+layers ``se.reduce`` / ``se.expand`` and kept them as ``nn.Linear``, where timm has 1×1 convs
+``se.fc1`` / ``se.fc2``::
+
+    KeyMap(
+        "timm", "seresnet50", ("seresnet50",),
+        rename=((r"\.se\.fc1\.", ".se.reduce."), (r"\.se\.fc2\.", ".se.expand.")),
+        transforms=(map_tensors(r".*\.se\.(reduce|expand)\.weight", lambda w: w.flatten(1)),),
+    ),
+
+``rename`` rules are ``re.sub`` calls applied in order to every file key; ``transforms`` then run,
+in order, on the renamed state dict (write a split or a concatenation as a small function of the
+dict; keep to tensor ops, since :func:`identify` also runs them on meta tensors). ``drop`` lists the
+file keys with no cnnzoo counterpart, ``note`` says what a user must know about the layout's files
+(:func:`identify` shows it), and ``check`` returns a one-line notice when a built model will not
+reproduce the library's outputs (e.g. a ReLU model given ReLU6 weights). A model part that a file may
+lack, such as GoogLeNet's auxiliary heads, is a row of :data:`OPTIONAL_PARTS`. The test
+``test_every_key_map_fits_its_library_network`` builds each map's library network on the meta device
+and checks that the map turns its keys into every listed model's keys: adding a map tests it.
+
+Errors and notices
+------------------
+Every failure is one line, a :class:`WeightsError` (a :class:`~cnnzoo.errors.CnnzooError` and a
+``ValueError``): :class:`WeightsNotFoundError` (also a ``FileNotFoundError``) for a missing path or a
+directory; plain :class:`WeightsError` for an empty, truncated or corrupt file, a pickle that needs code
+to load (refused, with how to convert it), or a file holding no state dict;
+:class:`WeightsMismatchError` for a state dict that fits none of the model's layouts, naming the
+closest layout, the missing and unexpected keys (a few, with their nearest names, and the counts) and
+every shape mismatch's key and both shapes.
+
+A load that succeeds but leaves some of the model's weights freshly initialised says so in one line,
+as a :class:`WeightsWarning` (``warnings.warn``) and in :attr:`LoadReport.notices`. That happens when
+the file's classifier has another class count than the model (everything but the head is loaded;
+the head is told apart by shape alone: the mismatching keys whose leading dimension is the model's
+class count, the file's being one other count), when the file lacks an optional part, when a map's
+``check`` objects, or with ``strict=False``. Parts of the file the model has no place for (GoogLeNet's
+aux heads into ``aux_logits=False``) are dropped without a warning and listed in
+:attr:`LoadReport.unexpected`. Command-line code calls :func:`load_weights` with ``warn=False`` and
+prints ``report.notices``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import pickle
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from functools import cache
+from os import PathLike
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from cnnzoo.errors import CnnzooError
+
+__all__ = [
+    "WeightsError",
+    "WeightsNotFoundError",
+    "WeightsMismatchError",
+    "WeightsWarning",
+    "KeyMap",
+    "KEY_MAPS",
+    "CNNZOO",
+    "OptionalPart",
+    "OPTIONAL_PARTS",
+    "register_key_map",
+    "map_tensors",
+    "KeyDiff",
+    "Match",
+    "LoadReport",
+    "read_state_dict",
+    "identify",
+    "convert_state_dict",
+    "load_weights",
+    "build_with_weights",
+]
+
+StateDict = dict[str, Tensor]
+Shape = tuple[int, ...]
+Mismatch = tuple[str, Shape, Shape]  # (key, file shape, model shape)
+Source = str | PathLike | Mapping[str, Any]
+
+
+class WeightsError(CnnzooError, ValueError):
+    """A weights file that cannot be read: empty, truncated, corrupt, unsafe, or not a state dict."""
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """A weights path that does not exist, or that is a directory."""
+
+
+class WeightsMismatchError(WeightsError):
+    """A state dict that fits none of a model's layouts; the message names the closest one."""
+
+
+class WeightsWarning(UserWarning):
+    """A one-line notice: the load left some of the model's weights freshly initialised."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Key maps: data plus small functions, in one table
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """How one library layout's state_dict becomes a cnnzoo model's (see the module docstring).
+
+    Attributes:
+        library: ``"torchvision"`` or ``"timm"`` (``"cnnzoo"`` for :data:`CNNZOO` only).
+        layout: the library's model name (``"resnet50"``, ``"legacy_seresnet50"``).
+        models: the cnnzoo models the layout's files load into, the closest first.
+        rename: ``(pattern, replacement)`` pairs, ``re.sub`` on every file key, in order (a
+            replacement may be a function of the match, e.g. to renumber stages).
+        transforms: functions of the renamed state dict, applied in order (tensor edits).
+        drop: fnmatch patterns of file keys that have no cnnzoo counterpart.
+        note: what a user must know about this layout's files (shown by :func:`identify`).
+        check: ``check(model)`` returns a one-line notice when the built model will not reproduce
+            the library's outputs with these weights, else ``None``.
+    """
+
+    library: str
+    layout: str
+    models: tuple[str, ...]
+    rename: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = ()
+    transforms: tuple[Callable[[StateDict], StateDict], ...] = ()
+    drop: tuple[str, ...] = ()
+    note: str = ""
+    check: Callable[[nn.Module], str | None] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.library} {self.layout}"
+
+    def apply(self, state: Mapping[str, Tensor]) -> StateDict:
+        """The state dict in the cnnzoo model's keys."""
+        out: StateDict = {}
+        for key, tensor in state.items():
+            if any(fnmatchcase(key, p) for p in self.drop):
+                continue
+            new = key
+            for pattern, repl in self.rename:
+                new = re.sub(pattern, repl, new)
+            if new in out:
+                raise ValueError(f"key map {self.name} sends two file keys to {new!r}")
+            out[new] = tensor
+        for transform in self.transforms:
+            out = transform(out)
+        return out
+
+
+def map_tensors(pattern: str, fn: Callable[[Tensor], Tensor]) -> Callable[[StateDict], StateDict]:
+    """A :attr:`KeyMap.transforms` entry: ``fn`` on every tensor whose key fully matches ``pattern``."""
+    rx = re.compile(pattern)
+
+    def transform(state: StateDict) -> StateDict:
+        return {k: fn(v) if rx.fullmatch(k) else v for k, v in state.items()}
+
+    return transform
+
+
+#: The identity layout: a cnnzoo state dict (a run's ``weights.safetensors``) fits its own model.
+CNNZOO = KeyMap("cnnzoo", "*", ("*",), note="cnnzoo's own keys, as a run's weights.safetensors holds them")
+
+#: Every library layout cnnzoo loads, in one table; :func:`register_key_map` adds to it.
+KEY_MAPS: list[KeyMap] = []
+
+LIBRARIES = ("torchvision", "timm")
+
+
+def register_key_map(*maps: KeyMap) -> None:
+    """Add layouts to :data:`KEY_MAPS`; a (library, layout) pair is registered once."""
+    for km in maps:
+        if km.library not in LIBRARIES:
+            raise ValueError(f"key map {km.name}: library must be one of {LIBRARIES}")
+        if not km.models:
+            raise ValueError(f"key map {km.name} names no cnnzoo model")
+        if any((m.library, m.layout) == (km.library, km.layout) for m in KEY_MAPS):
+            raise ValueError(f"key map {km.name} is already registered")
+        KEY_MAPS.append(km)
+
+
+class OptionalPart(NamedTuple):
+    """Keys of a cnnzoo model that a file may lack (they keep their init) or carry (dropped).
+
+    ``hint`` ends the notice when the file lacks them; ``None`` keeps the load quiet.
+    """
+
+    models: str  # fnmatch pattern of registry names
+    keys: tuple[str, ...]  # fnmatch patterns of state_dict keys
+    hint: str | None
+
+
+OPTIONAL_PARTS: list[OptionalPart] = [
+    # BN's step counter: absent from files saved before PyTorch 0.4.1; eval never reads it.
+    OptionalPart("*", ("*num_batches_tracked",), None),
+    # Training-only heads, so eval logits are the same with or without them; torchvision saves them
+    # with aux_logits=True (its released file has them, untrained) and leaves them out otherwise.
+    OptionalPart("googlenet*", ("aux1.*", "aux2.*"), "build it with aux_logits=False to leave them out"),
+]
+
+
+def _optional_parts(name: str) -> list[OptionalPart]:
+    return [p for p in OPTIONAL_PARTS if fnmatchcase(name, p.models)]
+
+
+def _is_optional(key: str, parts: list[OptionalPart]) -> bool:
+    return any(fnmatchcase(key, pat) for p in parts for pat in p.keys)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading files safely
+
+# Where training scripts nest the state dict: timm and Lightning ("state_dict"), torchvision's
+# references ("model"), common tutorials ("model_state_dict", "net").
+_WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "module")
+# Prefixes that wrappers add to every key: DistributedDataParallel, torch.compile.
+_PREFIXES = ("module.", "_orig_mod.")
+_RUN_WEIGHTS = ("weights.safetensors", "ema.safetensors", "best.safetensors")
+
+
+def read_state_dict(path: str | PathLike) -> StateDict:
+    """Read a weights file into a state dict (CPU tensors), running no code from the file.
+
+    Raises:
+        WeightsNotFoundError: the path is missing or a directory.
+        WeightsError: the file is empty, truncated, corrupt, a pickle that needs code, or holds no
+            state dict.
+    """
+    path = Path(path)
+    if path.is_dir():
+        inside = next((f for f in _RUN_WEIGHTS if (path / f).is_file()), None)
+        hint = (
+            f"; it holds {inside}: pass {path / inside}" if inside else "; pass a .safetensors or .pth file"
+        )
+        raise WeightsNotFoundError(f"{path} is a directory, not a weights file{hint}")
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path} is empty (0 bytes): the download or copy did not finish; fetch it again")
+    obj = _read_safetensors(path) if _is_safetensors(path) else _read_torch(path)
+    return _unwrap(obj, str(path))
+
+
+def _is_safetensors(path: Path) -> bool:
+    """By suffix, or by the header: 8 bytes of little-endian header length, then a JSON object."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _read_safetensors(path: Path) -> StateDict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file ({_first_line(e)}): it is truncated or corrupt; "
+            "copy or download it again"
+        ) from e
+
+
+def _read_torch(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        needs = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if needs:
+            raise WeightsError(
+                f"{path} is refused: it is a pickle that needs code to load ({needs.group(1)}), and cnnzoo "
+                "reads files with torch.load(weights_only=True), which runs none. If you trust its source, "
+                "load it once with torch.load(FILE, weights_only=False) and save the state dict inside (a "
+                "dict of tensors) with torch.save or safetensors.torch.save_file"
+            ) from e
+        raise _unreadable(path, "unreadable pickle data") from e
+    except Exception as e:  # a damaged file fails anywhere in zip or pickle parsing, with any type
+        raise _unreadable(path, f"{type(e).__name__}: {_first_line(e)}") from e
+
+
+def _unreadable(path: Path, why: str) -> WeightsError:
+    return WeightsError(
+        f"{path} is not a readable PyTorch checkpoint ({why}): it is truncated or corrupt, or not a "
+        "checkpoint; copy or download it again"
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    return (text.splitlines() or [type(e).__name__])[0][:160]
+
+
+def _unwrap(obj: Any, label: str) -> StateDict:
+    """The state dict inside a checkpoint, with wrapper prefixes stripped."""
+    for _ in range(3):  # e.g. {"model": {"state_dict": ...}}
+        if _is_state_dict(obj):
+            return _strip_prefixes(dict(obj))
+        inner = [obj[k] for k in _WRAPPERS if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)]
+        if not inner:
+            break
+        obj = inner[0]
+    if isinstance(obj, Mapping) and obj:
+        odd = next(k for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, Tensor)))
+        raise WeightsError(
+            f"{label} holds no state dict: a dict with keys {list(obj)[:5]} whose {odd!r} is a "
+            f"{type(obj[odd]).__name__}, and no {'/'.join(_WRAPPERS)} entry of tensors; save model.state_dict()"
+        )
+    what = "an empty dict" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
+    raise WeightsError(f"{label} holds {what}, not a state dict (a dict of tensors); save model.state_dict()")
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    )
+
+
+def _strip_prefixes(state: StateDict) -> StateDict:
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                stripped = True
+    return state
+
+
+def _run_model(path: str | PathLike) -> str | None:
+    """The model of the cnnzoo run whose directory holds ``path`` (its config.json), if any."""
+    try:
+        cfg = json.loads((Path(path).parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return cfg.get("model") if isinstance(cfg, dict) and "model_config" in cfg else None
+
+
+def _source(weights: Source) -> tuple[StateDict, str, str | None]:
+    """(state dict, label for messages, the run's model) of a path or an in-memory checkpoint."""
+    if isinstance(weights, Mapping):
+        return _unwrap(weights, "the state dict"), "the state dict", None
+    return read_state_dict(weights), str(weights), _run_model(weights)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Comparing a state dict with a model's keys
+
+
+class KeyDiff(NamedTuple):
+    """How a (converted) state dict compares with a model's state_dict, key by key.
+
+    The classifier and the stem conv are told apart by shape alone (no help from the model files):
+    the head is the mismatching keys whose model shape leads with the model's class count and whose
+    file shape differs only there, by one other count; the stem, the 4-d weights that differ only in
+    their input channels, the model's ``in_chans`` against one other count.
+
+    Attributes:
+        matched: keys in both, with equal shapes.
+        missing: model keys the file lacks (optional parts excepted).
+        unexpected: file keys the model lacks (optional parts excepted).
+        mismatched: ``(key, file shape, model shape)`` of keys in both with other shapes, the head
+            and the stem excepted.
+        head: classifier keys with another class count; ``file_classes`` is the file's count.
+        stem: stem conv keys with another input channel count; ``file_in_chans`` is the file's.
+        absent: optional model keys the file lacks (they keep the model's init).
+        ignored: optional file keys the model lacks (dropped).
+    """
+
+    matched: tuple[str, ...]
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[Mismatch, ...]
+    head: tuple[str, ...] = ()
+    file_classes: int | None = None
+    stem: tuple[Mismatch, ...] = ()
+    file_in_chans: int | None = None
+    absent: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        """The file is this network: every key has its place and shape, once the model is built
+        with :attr:`build_args` (the file's class and channel counts)."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    @property
+    def loads(self) -> bool:
+        """The file loads into the compared build as it is (a head of another count is reset; a
+        stem for other input cannot be)."""
+        return self.fits and not self.stem
+
+    @property
+    def build_args(self) -> dict[str, int]:
+        """``num_classes`` and ``in_chans`` where the file's differ from the compared model's."""
+        args = {"num_classes": self.file_classes, "in_chans": self.file_in_chans}
+        return {k: v for k, v in args.items() if v is not None}
+
+    @property
+    def score(self) -> float:
+        """Agreement in [0, 1]: the keys that match (a head or stem of another count too, a key of
+        another shape by half) over all keys of either side."""
+        good = len(self.matched) + len(self.head) + len(self.stem) + 0.5 * len(self.mismatched)
+        bad = 0.5 * len(self.mismatched) + len(self.missing) + len(self.unexpected)
+        return good / (good + bad) if good + bad else 0.0
+
+    def summary(self, limit: int = 3) -> str:
+        """One line: the counts, and a few keys of each kind with their nearest names or shapes."""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing ({_few(self.missing, self.unexpected, limit)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected ({_few(self.unexpected, self.missing, limit)})")
+        if self.mismatched:
+            parts.append(
+                f"{len(self.mismatched)} with another shape ({_shapes_text(self.mismatched, limit)})"
+            )
+        if self.stem:
+            parts.append(f"a {self.file_in_chans}-channel stem ({_shapes_text(self.stem, limit)})")
+        if self.head:
+            parts.append(f"a {self.file_classes}-class head")
+        return ", ".join(parts) or "every key fits"
+
+
+def _shapes_text(items: tuple[Mismatch, ...], limit: int) -> str:
+    shown = "; ".join(f"{k}: file {f} vs model {m}" for k, f, m in items[:limit])
+    return shown + ("; ..." if len(items) > limit else "")
+
+
+def _few(keys: tuple[str, ...], others: tuple[str, ...], limit: int) -> str:
+    shown = []
+    for key in keys[:limit]:
+        near = difflib.get_close_matches(key, others, n=1, cutoff=0.6)
+        shown.append(f"{key} (nearest: {near[0]})" if near else key)
+    return ", ".join(shown) + (", ..." if len(keys) > limit else "")
+
+
+class _Target(NamedTuple):
+    """A model's keys and shapes, and the class and channel counts the head and stem identify."""
+
+    name: str
+    shapes: dict[str, Shape]
+    num_classes: int | None
+    in_chans: int | None
+
+
+def _target_of(model: nn.Module) -> _Target:
+    cfg = getattr(model, "default_cfg", None)
+    return _Target(
+        getattr(cfg, "name", "") or "",
+        {k: tuple(v.shape) for k, v in model.state_dict().items()},
+        getattr(model, "num_classes", None) or getattr(cfg, "num_classes", None),
+        getattr(model, "in_chans", None),
+    )
+
+
+@cache
+def _registered_target(name: str) -> _Target:
+    """A registered model's default keys, built once per process on the meta device (no memory)."""
+    from cnnzoo.registry import create_model
+
+    with torch.device("meta"):
+        return _target_of(create_model(name))
+
+
+def _shapes(state: Mapping[str, Tensor]) -> dict[str, Shape]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def _diff(file: Mapping[str, Shape], target: _Target) -> KeyDiff:
+    model = target.shapes
+    parts = _optional_parts(target.name)
+    opt = lambda k: _is_optional(k, parts)
+    common = [k for k in model if k in file]
+    other = [(k, file[k], model[k]) for k in common if file[k] != model[k]]
+    head, other = _split_by_count(other, 0, target.num_classes)
+    stem, other = _split_by_count(other, 1, target.in_chans, ndim=4)
+    return KeyDiff(
+        matched=tuple(k for k in common if file[k] == model[k]),
+        missing=tuple(k for k in model if k not in file and not opt(k)),
+        unexpected=tuple(k for k in file if k not in model and not opt(k)),
+        mismatched=tuple(other),
+        head=tuple(k for k, _, _ in head),
+        file_classes=head[0][1][0] if head else None,
+        stem=tuple(stem),
+        file_in_chans=stem[0][1][1] if stem else None,
+        absent=tuple(k for k in model if k not in file and opt(k)),
+        ignored=tuple(k for k in file if k not in model and opt(k)),
+    )
+
+
+def _split_by_count(
+    other: list[Mismatch], dim: int, count: int | None, ndim: int | None = None
+) -> tuple[list[Mismatch], list[Mismatch]]:
+    """Split off the mismatches that differ only in dimension ``dim``, the model's size there being
+    ``count`` and the file's one other size: the head (dim 0, the class count) or the stem (dim 1,
+    the input channels). Several other sizes there are no other count, but another network."""
+
+    def differs_there(f: Shape, m: Shape) -> bool:
+        same_rank = len(f) == len(m) > dim and (ndim is None or len(m) == ndim)
+        return (
+            same_rank
+            and m[dim] == count
+            and f[dim] != count
+            and f[:dim] + f[dim + 1 :] == m[:dim] + m[dim + 1 :]
+        )
+
+    picked = [x for x in other if count and differs_there(x[1], x[2])]
+    if len({f[dim] for _, f, _ in picked}) != 1:
+        return [], other
+    return picked, [x for x in other if x not in picked]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Choosing a layout: identify, convert
+
+
+class _Fit(NamedTuple):
+    key_map: KeyMap
+    state: StateDict  # in the model's keys
+    diff: KeyDiff
+
+
+def _apply(km: KeyMap, state: Mapping[str, Tensor]) -> StateDict | None:
+    """The converted state dict, or ``None`` where a map's tensor edits do not apply to this file."""
+    try:
+        return km.apply(state)
+    except (KeyError, ValueError, IndexError, RuntimeError):
+        return None
+
+
+def _best_fit(state: Mapping[str, Tensor], target: _Target, run_model: str | None = None) -> _Fit:
+    """The model's layout that fits ``state`` best; a library's before cnnzoo's own on a tie,
+    unless the file sits in a run directory of this model."""
+    maps = [km for km in KEY_MAPS if target.name in km.models]
+    maps = [CNNZOO, *maps] if run_model == target.name else [*maps, CNNZOO]
+    fits = []
+    for km in maps:
+        converted = _apply(km, state)
+        if converted is not None:
+            fits.append(_Fit(km, converted, _diff(_shapes(converted), target)))
+    return max(fits, key=lambda f: (f.diff.fits, f.diff.score))  # max keeps the first of equals
+
+
+class Match(NamedTuple):
+    """One layout a file may be, compared with one cnnzoo model (see :func:`identify`)."""
+
+    library: str
+    layout: str
+    model: str
+    diff: KeyDiff
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.library} {self.layout}"
+
+    @property
+    def fits(self) -> bool:
+        return self.diff.fits
+
+    @property
+    def score(self) -> float:
+        return self.diff.score
+
+
+def identify(weights: Source, *, top: int | None = 5) -> list[Match]:
+    """Rank the cnnzoo models a file may load into, each with the layout that explains it best.
+
+    The layouts are every key map and every registered model's own keys. Fitting matches come
+    first, then by :attr:`KeyDiff.score`; on a tie a library's layout comes before cnnzoo's own keys
+    (wave 1 copies them), except for the model of the run whose directory holds the file. The first
+    call builds every registered model on the meta device once (a few seconds); later calls reuse
+    their keys.
+
+    Args:
+        weights: a path, or a state dict (or checkpoint dict) already in memory.
+        top: how many matches to return (``None``: all).
+    """
+    state, _, run_model = _source(weights)
+    return _rank(state, run_model)[:top]
+
+
+def _rank(state: Mapping[str, Tensor], run_model: str | None) -> list[Match]:
+    from cnnzoo.registry import list_models
+
+    meta = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state.items()}
+    matches: list[tuple[int, Match]] = []
+    for km in [*KEY_MAPS, CNNZOO]:
+        converted = _apply(km, meta)
+        if converted is None:
+            continue
+        shapes = _shapes(converted)
+        for model in list_models() if km is CNNZOO else km.models:
+            layout = model if km is CNNZOO else km.layout
+            tier = 0 if (km is CNNZOO and model == run_model) else (2 if km is CNNZOO else 1)
+            match = Match(km.library, layout, model, _diff(shapes, _registered_target(model)), km.note)
+            matches.append((tier, match))
+    matches.sort(key=lambda tm: (not tm[1].fits, -tm[1].score, tm[0]))  # stable: table order on ties
+    best: dict[str, Match] = {}  # one match per cnnzoo model: the layout that explains the file best
+    for _, match in matches:
+        best.setdefault(match.model, match)
+    return list(best.values())
+
+
+def convert_state_dict(weights: Source, model: str | nn.Module) -> StateDict:
+    """A file's state dict in a cnnzoo model's keys, through the model's best-fitting layout.
+
+    The file's head is kept as it is (with its own class count); optional parts the model lacks are
+    dropped. ``model`` is a registry name (its default build) or a built model.
+
+    Raises:
+        WeightsMismatchError: the file fits none of the model's layouts.
+    """
+    state, label, run_model = _source(weights)
+    target = _registered_target(model) if isinstance(model, str) else _target_of(model)
+    fit = _best_fit(state, target, run_model)
+    if not fit.diff.fits:
+        raise _mismatch_error(label, target, fit, state, run_model)
+    return {k: fit.state[k] for k in target.shapes if k in fit.state}  # in the model's key order
+
+
+def _mismatch_error(
+    label: str, target: _Target, fit: _Fit, state: Mapping[str, Tensor], run_model: str | None
+) -> WeightsMismatchError:
+    name = target.name or "the model"
+    best = _rank(state, run_model)[0]
+    if best.fits and best.model != target.name:
+        advice = (
+            f"Closest layout: {best.name}, which fits {best.model}: "
+            f"create_model({best.model!r}, weights=...) loads it."
+        )
+    else:
+        advice = f"Closest layout: {best.name} ({best.score:.0%} of keys agree)."
+        channels = fit.diff.file_in_chans
+        if channels is not None:
+            advice += f" The file takes {channels}-channel input: build {name} with in_chans={channels}."
+    return WeightsMismatchError(
+        f"{label} does not fit {name}: against {fit.key_map.name}'s keys, {fit.diff.summary()}. {advice}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+class LoadReport(NamedTuple):
+    """What :func:`load_weights` did.
+
+    Attributes:
+        source: the file (or "the state dict").
+        layout: the key map used, e.g. ``"torchvision resnet50"``, or ``"cnnzoo NAME"`` for the
+            model's own keys.
+        loaded: how many tensors were copied into the model.
+        missing: model keys the file did not fill; they keep the model's values, its fresh init
+            after ``create_model`` (the head of another class count, optional parts the file lacks,
+            and with ``strict=False`` every misfit).
+        unexpected: file keys the model has no place for, dropped.
+        head_reset: the classifier keys left freshly initialised (another class count).
+        notices: the one-line notices (also warned as :class:`WeightsWarning` unless ``warn=False``).
+    """
+
+    source: str
+    layout: str
+    loaded: int
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    head_reset: tuple[str, ...]
+    notices: tuple[str, ...]
+
+
+def load_weights(model: nn.Module, weights: Source, *, strict: bool = True, warn: bool = True) -> LoadReport:
+    """Load a torchvision, timm or cnnzoo checkpoint into a built model, through its key maps.
+
+    Args:
+        model: a model from :func:`cnnzoo.create_model` (its registry name picks the key maps).
+        weights: a path (``.safetensors``, ``.pth``, ``.pt``, ``.bin``) or a state dict in memory.
+        strict: refuse a file that does not fit (the default); ``False`` loads the keys that fit,
+            keeps the model's init elsewhere, and says so in a notice.
+        warn: emit each notice as a :class:`WeightsWarning`.
+
+    Raises:
+        WeightsError: the file cannot be read; :class:`WeightsMismatchError`: it does not fit.
+    """
+    state, label, run_model = _source(weights)
+    return _load_state(model, state, label, run_model, strict=strict, warn=warn, stacklevel=3)
+
+
+def _load_state(
+    model: nn.Module,
+    state: StateDict,
+    label: str,
+    run_model: str | None,
+    *,
+    strict: bool,
+    warn: bool,
+    stacklevel: int,
+) -> LoadReport:
+    target = _target_of(model)
+    fit = _best_fit(state, target, run_model)
+    if strict and not fit.diff.loads:
+        raise _mismatch_error(label, target, fit, state, run_model)
+    own = target.shapes
+    take = {k: v for k, v in fit.state.items() if own.get(k) == tuple(v.shape)}
+    model.load_state_dict(take, strict=False)
+    report = LoadReport(
+        source=label,
+        layout=f"cnnzoo {target.name}" if fit.key_map is CNNZOO else fit.key_map.name,
+        loaded=len(take),
+        missing=tuple(k for k in own if k not in take),
+        unexpected=tuple(k for k in fit.state if k not in own),
+        head_reset=fit.diff.head,
+        notices=tuple(_notices(model, target, fit, label, strict)),
+    )
+    if warn:
+        for text in report.notices:
+            warnings.warn(text, WeightsWarning, stacklevel=stacklevel)
+    return report
+
+
+def _notices(model: nn.Module, target: _Target, fit: _Fit, label: str, strict: bool) -> list[str]:
+    d, name, keys = fit.diff, target.name or type(model).__name__, list(target.shapes)
+    out = []
+    if d.head:
+        out.append(
+            f"{label}: its classifier has {d.file_classes} classes and {name} has {target.num_classes}: "
+            f"loaded everything but {', '.join(_modules(d.head, keys))}, left freshly initialised"
+        )
+    for part in _optional_parts(target.name):
+        absent = [k for k in d.absent if any(fnmatchcase(k, p) for p in part.keys)]
+        if absent and part.hint is not None:
+            out.append(
+                f"{label} has no {', '.join(_modules(absent, keys))}: they stay freshly initialised in {name} "
+                f"({part.hint})"
+            )
+    if not strict and not d.loads:
+        out.append(f"{label} fits {name} only in part (strict=False): {d.summary()}; the rest keeps its init")
+    if fit.key_map.check is not None and (text := fit.key_map.check(model)):
+        out.append(text)
+    return out
+
+
+def _modules(keys: list[str] | tuple[str, ...], all_keys: list[str]) -> list[str]:
+    """The fewest module names covering ``keys``: ``fc`` for fc.weight and fc.bias, ``aux1`` for
+    every key under aux1 (but ``classifier.6`` when only that layer of the classifier is named)."""
+    chosen = set(keys)
+    out: list[str] = []
+    for key in (k for k in all_keys if k in chosen):
+        parts = key.split(".")
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if all(k in chosen for k in all_keys if k == prefix or k.startswith(prefix + ".")):
+                break
+        if prefix not in out:
+            out.append(prefix)
+    return out
+
+
+def build_with_weights(
+    name: str,
+    weights: Source,
+    *,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """``create_model(name, weights=FILE, ...)``: read the file, build the model, load the file.
+
+    The file is read before the model is built, so a bad file fails fast. ``num_classes`` and
+    ``in_chans`` left unset are taken from the file (its head and stem; as torchvision sets them
+    from its weights), so a Fashion-MNIST run's weights rebuild a 10-class, 1-channel model.
+    """
+    from cnnzoo.registry import create_model
+
+    state, label, run_model = _source(weights)
+    if num_classes is None or in_chans is None:
+        with torch.device("meta"):
+            probe = create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
+        args = _best_fit(state, _target_of(probe), run_model).diff.build_args
+        num_classes = args.get("num_classes") if num_classes is None else num_classes
+        in_chans = args.get("in_chans") if in_chans is None else in_chans
+    model = create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    _load_state(model, state, label, run_model, strict=True, warn=True, stacklevel=4)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# The layouts. Wave 1 copies torchvision's keys, so its maps are identities; later families add
+# their renames and tensor edits here (see the module docstring).
+
+_TORCHVISION_SAME_NAMES = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+)
+
+register_key_map(
+    *(KeyMap("torchvision", n, (n,)) for n in _TORCHVISION_SAME_NAMES),
+    KeyMap("torchvision", "alexnet", ("alexnet_tv",)),
+    KeyMap(
+        "torchvision",
+        "googlenet",
+        ("googlenet_tv",),
+        note=(
+            "torchvision's released GoogLeNet weights (IMAGENET1K_V1, ported from TensorFlow) expect "
+            "transform_input=True, and their aux1/aux2 heads are untrained"
+        ),
+    ),
+)
