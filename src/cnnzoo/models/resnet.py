@@ -2,9 +2,12 @@
 
 He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016, Table 1.
 
-Every depth is a row of data: block type and blocks per stage (``(3, 4, 6, 3)`` for ResNet-50).
-One :class:`ResNet` class builds them all, the CIFAR nets of §4.2 and their plain counterparts
-included (see "CIFAR family" below).
+Every depth is a row of data: block type and blocks per stage (``(3, 4, 6, 3)`` for ResNet-50,
+:data:`RESNET_DEPTHS`), and every registered name a typed :class:`ResNetVariant` row of
+:data:`VARIANTS`. One :class:`ResNet` class builds them all, the CIFAR nets of §4.2 and their plain
+counterparts included (see "CIFAR family" below). Its block options (``groups``/``base_width``,
+``attn_layer``, ``drop_path_rate``) are those of :mod:`cnnzoo.layers.residual`, so ResNeXt, SE-ResNet
+and stochastic depth are arguments rather than forks; they are off in every wave-1 model.
 
 ======================  ===========  ==============  =============================================
 name                    block        stages          departs from the paper
@@ -36,11 +39,12 @@ Choices:
   Neural Networks", CVPR 2019, §4.2) build on ResNet-B (stride in the 3×3); their keys follow
   timm's ``resnet50c``/``resnet50d``.
 
-CIFAR family (§4.2): ``resnet8`` (n = 1, not in the paper: the smallest member), ``resnet20``, ``32``, ``44``, ``56``, ``110``, ``1202`` (depth 6n + 2): a 3×3 conv
-with 16 filters, then three stages of n basic blocks with 16, 32 and 64 filters on 32², 16² and 8²
-maps, option-A shortcuts, global average pool and a 10-way fc. ``plain20`` … ``plain110`` are the
-same stacks without shortcuts (the degradation experiment, Fig. 6). Fashion-MNIST's 28×28 images
-are zero-padded to 32×32 (the paper's geometry); 28×28 also works (``--input-size 28``).
+CIFAR family (§4.2): ``resnet8`` (n = 1, not in the paper: the smallest member), ``resnet20``,
+``32``, ``44``, ``56``, ``110``, ``1202`` (depth 6n + 2): a 3×3 conv with 16 filters, then three
+stages of n basic blocks with 16, 32 and 64 filters on 32², 16² and 8² maps, option-A shortcuts,
+global average pool and a 10-way fc. ``plain20`` … ``plain110`` are the same stacks without
+shortcuts (the degradation experiment, Fig. 6). Fashion-MNIST's 28×28 images are zero-padded to
+32×32 (the paper's geometry); 28×28 also works (``--input-size 28``).
 """
 
 from __future__ import annotations
