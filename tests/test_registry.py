@@ -7,7 +7,14 @@ import torch
 
 import cnnzoo
 from cnnzoo.errors import CnnzooError
-from cnnzoo.registry import ModelConfig, UnknownModelError, create_model, list_models, register_model
+from cnnzoo.registry import (
+    ModelConfig,
+    UnknownModelError,
+    create_model,
+    is_model,
+    list_models,
+    register_model,
+)
 
 
 def test_wildcards_match_fnmatch():
@@ -31,17 +38,43 @@ def test_list_is_naturally_sorted():
 
 def test_duplicate_name_is_an_error():
     cfg = ModelConfig(input_size=(1, 8, 8), min_input_size=8, num_classes=2, paper="x", year=2000, family="t")
+    assert is_model("lenet5")  # loads the zoo first (on a fresh xdist worker nothing is registered yet)
     with pytest.raises(ValueError, match="already registered"):
 
-        @register_model(cfg, name="lenet5")
-        def _dup(**kw):  # pragma: no cover - never built
+        @register_model(cfg)
+        def lenet5(**kw):  # pragma: no cover - never built
             raise AssertionError
 
 
 def test_bad_name_is_rejected():
     cfg = ModelConfig(input_size=(1, 8, 8), min_input_size=8, num_classes=2, paper="x", year=2000, family="t")
     with pytest.raises(ValueError, match="lower-case"):
-        register_model(cfg, name="Bad.Name")(lambda **kw: None)
+
+        @register_model(cfg)
+        def Bad_Name(**kw):  # noqa: N802 - the name under test  # pragma: no cover
+            raise AssertionError
+
+    assert not is_model("Bad_Name") and not is_model("bad_name")
+
+
+def test_every_model_has_a_greppable_builder_listed_in_all():
+    """One registration style: ``@register_model(...) def NAME(**kwargs)`` in the family module,
+    exported in its ``__all__``, calling the family constructor (no ``globals()`` tricks)."""
+    import importlib
+    import inspect
+
+    from cnnzoo.registry import _builders
+
+    for name in list_models():
+        fn = _builders[name]
+        module = importlib.import_module(fn.__module__)
+        assert fn.__name__ == name and getattr(module, name) is fn, name
+        assert name in module.__all__, f"{name} missing from {module.__name__}.__all__"
+        src = inspect.getsource(module)
+        assert f"\ndef {name}(**kwargs" in src, f"no `def {name}(**kwargs` in {module.__name__}"
+        assert "globals()" not in src, module.__name__
+        body = [ln for ln in inspect.getsource(fn).splitlines() if ln.strip().startswith("return ")]
+        assert len(body) == 1 and "_create_" in body[0], f"{name}: one `return _create_...(...)` line"
 
 
 @pytest.mark.parametrize(

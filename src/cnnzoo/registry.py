@@ -4,7 +4,8 @@ In the spirit of torchvision's ``models/_api.py`` and timm's ``_registry.py``, b
 a builder function is registered together with a :class:`ModelConfig` that describes the
 paper's defaults (input size, normalisation, minimum input size, citation).
 
-Builders are keyword-only functions ``builder(*, num_classes, in_chans, **kwargs) -> nn.Module``.
+Builders are ``@register_model(cfg) def NAME(**kwargs) -> nn.Module`` functions, each calling its
+family's one constructor (``_create_resnet(...)``); the registered name is the function's name.
 ``create_model`` fills ``num_classes`` and ``in_chans`` from the config when they are not given,
 and attaches the resolved config to the model as ``model.default_cfg``.
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.errors import CnnzooError
 
 if TYPE_CHECKING:  # torch is imported lazily so that `cnnzoo list` starts fast
@@ -33,11 +35,6 @@ __all__ = [
     "get_model_config",
     "is_model",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 @dataclass(frozen=True)
@@ -113,16 +110,18 @@ def _ensure_loaded() -> None:
         importlib.import_module(_MODEL_PACKAGE).import_all()
 
 
-def register_model(cfg: ModelConfig, *, name: str | None = None) -> Callable:
-    """Decorator that registers a keyword-only model builder under ``name`` (default: its __name__).
+def register_model(cfg: ModelConfig) -> Callable:
+    """Decorator that registers a model builder under its function name, with its default config.
 
+    One style for every model (timm's ``resnet.py``): ``@register_model(_cfg(...)) def resnet50(**kwargs)``
+    calling the family's constructor, so that every registered name is a ``def`` you can grep for.
     Registering a name twice is an error, so two families cannot silently shadow each other.
     """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        key = name or fn.__name__
-        if key != key.lower() or "." in key:
-            raise ValueError(f"model names are lower-case with no dots, got {key!r}")
+        key = fn.__name__
+        if key != key.lower() or "." in key or not key.isidentifier():
+            raise ValueError(f"model names are lower-case identifiers with no dots, got {key!r}")
         if key in _builders:
             raise ValueError(
                 f"model {key!r} is already registered (by {_builders[key].__module__}); pick another name"

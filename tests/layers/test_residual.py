@@ -1,4 +1,5 @@
-"""Residual blocks, shortcut options A/B/C, ResNet-C's deep stem and ResNet-D's shortcut."""
+"""Residual blocks (basic, bottleneck, pre-activation; ResNeXt, SE, WRN options), shortcut options
+A/B/C, ResNet-C's deep stem and ResNet-D's shortcut."""
 
 from __future__ import annotations
 
@@ -6,15 +7,22 @@ import pytest
 import torch
 from torch import nn
 
+from cnnzoo.errors import CnnzooError
+from cnnzoo.layers.conv import conv3x3
+from cnnzoo.layers.drop import DropPath
 from cnnzoo.layers.residual import (
     AvgPoolProjection,
     BasicBlock,
     Bottleneck,
     DeepStem,
+    PreActBasicBlock,
+    PreActBottleneck,
     Projection,
     ZeroPadShortcut,
+    bottleneck_width,
     make_shortcut,
 )
+from cnnzoo.layers.squeeze_excite import SqueezeExcite
 
 
 def n_params(m: nn.Module | None) -> int:
@@ -130,3 +138,118 @@ def test_deep_stem():
     assert n_params(stem) == 27 * 32 + bn(32) + 9 * 32 * 32 + bn(32) + 9 * 32 * 64
     assert stem(torch.randn(2, 3, 224, 224)).shape == (2, 64, 112, 112)  # same as the 7x7/2 conv
     assert DeepStem(1)(torch.randn(2, 1, 28, 28)).shape == (2, 64, 14, 14)
+
+
+def test_resnext_bottleneck_width_counts_and_output_against_timm():
+    """ResNeXt-50 32x4d, stage 1 (Xie et al. Table 1): planes 64 -> width 64·4/64·32 = 128, 3x3 in
+    32 groups, output 256."""
+    from timm.models.resnet import Bottleneck as TimmBottleneck
+    from timm.models.resnet import downsample_conv
+
+    assert bottleneck_width(64, 32, 4) == 128 and bottleneck_width(512, 32, 8) == 2048
+    assert bottleneck_width(64) == 64 and bottleneck_width(64, 1, 128) == 128  # WRN-50-2
+    torch.manual_seed(0)
+    ours = Bottleneck(64, 64, 1, groups=32, base_width=4)
+    ref = TimmBottleneck(64, 64, cardinality=32, base_width=4, downsample=downsample_conv(64, 256, 1))
+    assert ours.width == 128 and ours.conv2.groups == 32 and ours.out_channels == 256
+    body = 64 * 128 + 9 * 128 * 128 // 32 + 128 * 256 + 2 * (128 + 128 + 256)
+    assert n_params(ours) == n_params(ref) == body + 64 * 256 + bn(256)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 64, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(x), ref.eval()(x), atol=1e-5)
+    assert ours.cost_details() == {"residual": True, "cardinality": 32}
+
+
+def test_se_bottleneck_applies_attention_before_the_addition_as_timm():
+    from timm.layers import SEModule
+    from timm.models.resnet import Bottleneck as TimmBottleneck
+    from timm.models.resnet import downsample_conv
+
+    torch.manual_seed(0)
+    ours = Bottleneck(256, 128, 2, attn_layer=SqueezeExcite)  # SE-ResNet-50's first block of stage 2
+    ref = TimmBottleneck(256, 128, 2, attn_layer=SEModule, downsample=downsample_conv(256, 512, 1, 2))
+    ours.load_state_dict(ref.state_dict(), strict=True)  # se.fc1 / se.fc2 keys as timm's
+    assert ours.se.rd_channels == 512 // 16
+    x = torch.randn(2, 256, 7, 7)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(x), ref.eval()(x), atol=1e-5)
+    assert ours.cost_details() == {"residual": True, "se": True}
+
+
+def test_preact_basic_unit_is_the_papers_formula():
+    torch.manual_seed(0)
+    u = PreActBasicBlock(16, 16).eval()
+    x = torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        f = u.conv2(torch.relu(u.bn2(u.conv1(torch.relu(u.bn1(x))))))
+        assert torch.allclose(u(x), f + x, atol=1e-6)  # nothing after the addition
+    assert [n for n, _ in u.named_children()] == ["bn1", "relu", "conv1", "bn2", "conv2"]
+    # a projection is a bare 1x1 conv on the pre-activated input (resnet-1k-layers, timm)
+    p = PreActBasicBlock(16, 32, 2).eval()
+    assert isinstance(p.downsample, Projection) and len(p.downsample) == 1
+    assert n_params(p) == bn(16) + 9 * 16 * 32 + bn(32) + 9 * 32 * 32 + 16 * 32
+    with torch.no_grad():
+        pre = torch.relu(p.bn1(x))
+        f = p.conv2(torch.relu(p.bn2(p.conv1(pre))))
+        assert torch.allclose(p(x), f + p.downsample(pre), atol=1e-6)
+
+
+def test_preact_bottleneck_and_wide_dropout():
+    torch.manual_seed(0)
+    u = PreActBottleneck(64, 16, stride_in_1x1=True)  # resnet-1k-layers' CIFAR unit: 64 -> 16 -> 64
+    assert u.downsample is None and u.out_channels == 64 and u.conv1.stride == (1, 1)
+    assert n_params(u) == bn(64) + 64 * 16 + bn(16) + 9 * 16 * 16 + bn(16) + 16 * 64
+    x = torch.randn(2, 64, 5, 5)
+    with torch.no_grad():
+        u.eval()
+        h = u.conv1(torch.relu(u.bn1(x)))
+        h = u.conv2(torch.relu(u.bn2(h)))
+        assert torch.allclose(u(x), u.conv3(torch.relu(u.bn3(h))) + x, atol=1e-5)
+    s = PreActBottleneck(64, 32, 2, stride_in_1x1=True)
+    assert s.conv1.stride == (2, 2) and s(torch.randn(2, 64, 8, 8)).shape == (2, 128, 4, 4)
+    wide = PreActBasicBlock(16, 160, 1, dropout=0.3)  # WRN-28-10's first unit
+    assert isinstance(wide.dropout, nn.Dropout) and wide.dropout.p == 0.3
+    assert BasicBlock(16, 16).dropout is None and "dropout" not in dict(BasicBlock(16, 16).named_children())
+    zero = PreActBottleneck(64, 16)
+    zero.zero_init_last()
+    with torch.no_grad():
+        assert torch.allclose(zero.eval()(x), x)
+
+
+def test_preact_units_skip_their_branch_under_batch_drop_path():
+    torch.manual_seed(0)
+    u = PreActBasicBlock(8, 16, 2, drop_path=DropPath(0.99, mode="batch")).train()
+    ran = []
+    u.conv1.register_forward_hook(lambda *a: ran.append(1))
+    x = torch.randn(2, 8, 6, 6)
+    y = u(x)
+    assert not ran and y.shape == (2, 16, 3, 3)  # the shortcut alone: projection of the pre-activation
+
+
+def test_cardinality_errors_are_one_clear_line():
+    with pytest.raises(CnnzooError, match="use Bottleneck") as e:
+        BasicBlock(64, 64, groups=32, base_width=4)
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
+    with pytest.raises(CnnzooError, match="no channels per group"):
+        Bottleneck(64, 16, groups=32, base_width=2)  # 16 * 2 / 64 = 0.5 channels per group
+    with pytest.raises(CnnzooError, match="no channels per group"):
+        bottleneck_width(64, 0)
+    with pytest.raises(CnnzooError, match="divides both"):
+        conv3x3(64, 63, groups=4)  # what a hand-made grouped block would hit
+
+
+def test_blocks_take_norm_and_activation():
+    blk = Bottleneck(32, 16, act_layer="relu6", norm_layer=lambda c: nn.GroupNorm(4, c))
+    assert isinstance(blk.relu, nn.ReLU6) and blk.relu.inplace
+    assert all(isinstance(m, nn.GroupNorm) for m in (blk.bn1, blk.bn2, blk.bn3, blk.downsample[1]))
+    assert blk(torch.randn(2, 32, 4, 4)).shape == (2, 64, 4, 4)
+
+
+def test_cost_details_and_types():
+    assert BasicBlock(8, 8).cost_details() == {"residual": True}
+    assert BasicBlock(8, 8, residual=False).cost_details() == {}
+    assert Bottleneck(16, 4, drop_path=0.05).cost_details() == {"residual": True, "drop path": "0.05"}
+    assert BasicBlock.cost_type == PreActBottleneck.cost_type == "block"
+    assert ZeroPadShortcut.cost_type == "shortcut"
+    assert Projection.cost_type == AvgPoolProjection.cost_type == DeepStem.cost_type == "block"

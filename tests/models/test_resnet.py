@@ -306,3 +306,34 @@ def test_resnet20_learns_fashion_mnist(fashion_train, fashion_test):
     acc = (pred == test.labels).float().mean().item()
     print(f"resnet20 on Fashion-MNIST: {steps} steps, test acc {acc:.3f}, {time.perf_counter() - t0:.1f}s")
     assert acc >= 0.70
+
+
+def test_block_options_make_resnext_and_se_resnet_arguments_not_forks():
+    """The families of the next issue are ResNet's block arguments; timm's networks load strictly."""
+    import timm
+
+    from cnnzoo.layers.squeeze_excite import SqueezeExcite
+
+    torch.manual_seed(0)
+    for options, timm_name, count in (
+        (dict(groups=32, base_width=4), "resnext50_32x4d", 25_028_904),  # Xie et al.: 25.0 M
+        (dict(attn_layer=SqueezeExcite), "seresnet50", 28_088_024),  # Hu et al.: 28.1 M
+    ):
+        ref = timm.create_model(timm_name).eval()
+        ours = create_model("resnet50", **options).eval()
+        assert sum(p.numel() for p in ours.parameters()) == count == sum(p.numel() for p in ref.parameters())
+        ours.load_state_dict(ref.state_dict(), strict=True)
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            assert torch.allclose(ours(x), ref(x), atol=1e-4), timm_name
+
+
+def test_drop_path_rate_rises_linearly_to_the_last_block():
+    """Huang et al. Eq. 4: block l of L drops with probability l / L · (1 − p_L)."""
+    with torch.device("meta"):
+        m = create_model("resnet110", drop_path_rate=0.5)
+    blocks = [b for layer in (m.layer1, m.layer2, m.layer3) for b in layer]
+    rates = [b.drop_path.drop_prob for b in blocks]
+    assert len(rates) == 54 and rates[-1] == 0.5 and rates[0] == pytest.approx(0.5 / 54)
+    assert all(b.drop_path.mode == "batch" for b in blocks)
+    assert create_model("resnet20").layer1[0].drop_path is None  # off by default: no module, no row

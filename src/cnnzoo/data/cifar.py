@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from cnnzoo.data.datasets import DatasetFormatError, DatasetSpec, register_dataset
-from cnnzoo.registry import CIFAR10_MEAN, CIFAR10_STD
 
 __all__ = ["read_cifar_batch"]
 
@@ -115,8 +115,8 @@ register_dataset(
         name="cifar100",
         aliases=("cifar-100",),
         classes=CIFAR100_CLASSES,
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
+        mean=CIFAR100_MEAN,
+        std=CIFAR100_STD,
         loader=_loader(_C100, "fine_labels"),
         files=("train", "test"),
         subdirs=("cifar-100-python",),

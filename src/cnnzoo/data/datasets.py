@@ -25,9 +25,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnzoo.data.constants import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KMNIST_MEAN,
+    KMNIST_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+)
 from cnnzoo.data.idx import IdxError, read_idx
 from cnnzoo.errors import CnnzooError, ConfigError
-from cnnzoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:  # torch is imported only by load_dataset: the NumPy engine reads arrays without it
     from torch import Tensor
@@ -346,8 +355,8 @@ register_dataset(
         name="fashion-mnist",
         aliases=("fashionmnist", "fmnist"),
         classes=FASHION_MNIST_CLASSES,
-        mean=(0.2860,),
-        std=(0.3530,),
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
         loader=_idx_loader({"train": "train", "test": "t10k"}),
         files=_MNIST_FILES,
         subdirs=("fashion-mnist", "FashionMNIST/raw"),
@@ -361,8 +370,8 @@ register_dataset(
         name="kmnist",
         aliases=("kuzushiji-mnist",),
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-        mean=(0.1918,),
-        std=(0.3483,),
+        mean=KMNIST_MEAN,
+        std=KMNIST_STD,
         loader=_idx_loader({"train": "train", "test": "t10k"}),
         files=_MNIST_FILES,
         subdirs=("kmnist", "KMNIST/raw"),
@@ -374,8 +383,8 @@ register_dataset(
     DatasetSpec(
         name="mnist",
         classes=MNIST_CLASSES,
-        mean=(0.1307,),
-        std=(0.3081,),
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
         loader=_idx_loader({"train": "train", "test": "t10k"}),
         files=_MNIST_FILES,
         subdirs=("mnist", "MNIST/raw"),

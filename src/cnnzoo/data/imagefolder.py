@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.data.datasets import DatasetFormatError, DatasetNotFoundError
-from cnnzoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["ImageFolderFeed", "find_split_dir", "IMAGE_EXTENSIONS"]
 
@@ -87,11 +87,20 @@ class ImageFolderFeed:
         classes: class names to enforce (the train split's, for the test split).
     """
 
-    def __init__(self, root: str | Path | None, split: str, *, size: int, in_chans: int = 3,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
-                 device: torch.device | str = "cpu", workers: int = 2,
-                 classes: tuple[str, ...] | None = None,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+    def __init__(
+        self,
+        root: str | Path | None,
+        split: str,
+        *,
+        size: int,
+        in_chans: int = 3,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        device: torch.device | str = "cpu",
+        workers: int = 2,
+        classes: tuple[str, ...] | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> None:
         from torchvision.datasets.folder import find_classes, make_dataset
 
         self.dir = find_split_dir(root, split)
@@ -103,8 +112,9 @@ class ImageFolderFeed:
         if unknown:
             raise DatasetFormatError(f"{self.dir}: class folder(s) {unknown[:5]} are not in the train split")
         index = {c: i for i, c in enumerate(self.classes)}
-        samples = make_dataset(str(self.dir), index, extensions=tuple(e.lower() for e in IMAGE_EXTENSIONS),
-                               allow_empty=True)
+        samples = make_dataset(
+            str(self.dir), index, extensions=tuple(e.lower() for e in IMAGE_EXTENSIONS), allow_empty=True
+        )
         if not samples:
             raise DatasetFormatError(f"{self.dir}: no images with extensions {IMAGE_EXTENSIONS}")
         self.data = _Decoded(samples, size)
@@ -131,21 +141,39 @@ class ImageFolderFeed:
     def _normalise(self, x: Tensor) -> Tensor:
         from cnnzoo.data.transforms import adapt_images
 
-        return adapt_images(x.to(self.device, non_blocking=True), size=self.size, mode="none", mean=self.mean,
-                            std=self.std, in_chans=self.in_chans, memory_format=self.memory_format)
+        return adapt_images(
+            x.to(self.device, non_blocking=True),
+            size=self.size,
+            mode="none",
+            mean=self.mean,
+            std=self.std,
+            in_chans=self.in_chans,
+            memory_format=self.memory_format,
+        )
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                start: int = 0, rank: int = 0, world: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        start: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield batches from ``start`` (in batches); shards like DistributedSampler when ``world > 1``."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         if world > 1:
             order = order[: n - n % world][rank::world]  # equal shards, as DistributedSampler(drop_last)
-        order = order[start * batch_size:].tolist()
+        order = order[start * batch_size :].tolist()
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         loader = torch.utils.data.DataLoader(
-            self.data, batch_sampler=chunks, num_workers=self.workers,
-            persistent_workers=False, pin_memory=self.device.type == "cuda")
+            self.data,
+            batch_sampler=chunks,
+            num_workers=self.workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
         for x, y in loader:
             yield self._normalise(x), y.to(self.device, non_blocking=True)
-

@@ -21,29 +21,32 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BasicConv2d", "InceptionWidths", "Inception", "NaiveInception"]
+from cnnzoo.layers.conv import ConvNormAct
+
+__all__ = ["BasicConv2d", "InceptionWidths", "INCEPTION_LABELS", "Inception", "NaiveInception"]
 
 
-class BasicConv2d(nn.Module):
+class BasicConv2d(ConvNormAct):
     """Conv → (BN) → ReLU. With ``norm=False`` the conv has a bias (the paper); with ``norm=True``
-    it has none and BN (eps 0.001) follows (torchvision's ``BasicConv2d``)."""
+    it has none and BN (eps 0.001) follows (torchvision's ``BasicConv2d``). Submodules ``conv``,
+    ``bn`` (None without norm) and ``act``: a :class:`~cnnzoo.layers.conv.ConvNormAct`."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, norm: bool = False, **kw
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=not norm, **kw)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if norm else None
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self, in_channels: int, out_channels: int, kernel_size: int, *, norm: bool = False,
+        stride: int = 1, padding: int = 0,
+    ) -> None:  # fmt: skip
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=padding,
+                         norm_layer=_bn_eps3 if norm else None, act_layer="relu")  # fmt: skip
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        return F.relu(x, inplace=True)
+
+def _bn_eps3(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=0.001)
+
+
+#: Table 1's column headings, in :class:`InceptionWidths` order.
+INCEPTION_LABELS = ("#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj")
 
 
 class InceptionWidths(NamedTuple):
@@ -55,6 +58,10 @@ class InceptionWidths(NamedTuple):
     n5x5_reduce: int | None
     n5x5: int
     pool_proj: int | None
+
+    def cost_details(self) -> dict[str, int | None]:
+        """The row's detail, Table 1's column labels with their widths (``None``: no such branch)."""
+        return dict(zip(INCEPTION_LABELS, self, strict=True))
 
 
 class Inception(nn.Module):
@@ -69,7 +76,7 @@ class Inception(nn.Module):
     The output has ``n1x1 + n3x3 + n5x5 + pool_proj`` channels at the input's resolution.
     """
 
-    cost_type = "block"
+    cost_type = "inception"
 
     def __init__(
         self,
@@ -106,6 +113,9 @@ class Inception(nn.Module):
         branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
         return torch.cat(branches, 1)  # (N, n1x1 + n3x3 + n5x5 + pool_proj, H, W)
 
+    def cost_details(self) -> dict[str, int | None]:
+        return self.widths.cost_details()
+
     def extra_repr(self) -> str:
         return (
             f"in_channels={self.in_channels}, widths={tuple(self.widths)}, out_channels={self.out_channels}"
@@ -123,7 +133,7 @@ class NaiveInception(nn.Module):
     The output has ``n1x1 + n3x3 + n5x5 + in_channels`` channels: the module can only widen.
     """
 
-    cost_type = "block"
+    cost_type = "inception"
 
     def __init__(self, in_channels: int, n1x1: int, n3x3: int, n5x5: int, *, norm: bool = False) -> None:
         super().__init__()
@@ -138,6 +148,9 @@ class NaiveInception(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
         return torch.cat(branches, 1)  # (N, n1x1 + n3x3 + n5x5 + in_channels, H, W)
+
+    def cost_details(self) -> dict[str, int | None]:
+        return self.widths.cost_details()
 
     def extra_repr(self) -> str:
         return (

@@ -55,11 +55,22 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from cnnzoo.layers.init import empty_linear, he_normal_init, init_weights_, normal_init
 from cnnzoo.layers.lrn import LocalResponseNorm
 from cnnzoo.models.base import ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
-__all__ = ["ConvRow", "ALEXNET_CONVS", "AlexNet", "AlexNetTV", "alexnet", "alexnet_2gpu", "alexnet_tv"]
+__all__ = [
+    "ConvRow",
+    "ALEXNET_CONVS",
+    "AlexNet",
+    "AlexNetTV",
+    "AlexNetVariant",
+    "VARIANTS",
+    "alexnet",
+    "alexnet_2gpu",
+    "alexnet_tv",
+]
 
 PAPER = (
     "A. Krizhevsky, I. Sutskever, G. E. Hinton. ImageNet Classification with Deep Convolutional "
@@ -159,10 +170,8 @@ class AlexNet(ZooModel):
         self.conv5 = conv(c4.out, c5)
         self.relu5 = nn.ReLU(inplace=True)
         self.pool5 = pool()
-        def linear(fin: int, fout: int) -> nn.Linear:
-            if init in ("paper", "he"):  # skip PyTorch's default init (a random pass over 59 M weights)
-                return nn.Linear(fin, fout, device="meta").to_empty(device=torch.empty(0).device)
-            return nn.Linear(fin, fout)
+        # with a paper or He init, skip PyTorch's default init (a random pass over 59 M weights)
+        linear = empty_linear if init in ("paper", "he") else nn.Linear
 
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # identity at the paper's input size
         self.fc6 = linear(c5.out * 6 * 6, hidden)
@@ -180,13 +189,10 @@ class AlexNet(ZooModel):
     def _init_paper(self, std: float, fc_bias: float) -> None:
         """§5: weights N(0, std²); conv biases from the table, fc6/fc7 ``fc_bias``, fc8 0.
         Sets every parameter (the fc layers are built uninitialised for it)."""
-        if self.conv1.weight.is_meta:  # shapes only: normal_ on meta takes torch's slow reference path
-            return
         convs = (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
         biases = [row.bias for row in self.conv_rows] + [fc_bias, fc_bias, 0.0]
         for layer, b in zip((*convs, self.fc6, self.fc7, self.fc8), biases, strict=True):
-            nn.init.normal_(layer.weight, 0.0, std)
-            nn.init.constant_(layer.bias, b)
+            normal_init(std, bias=b)(layer)
 
     def _init_he(self) -> None:
         """He-normal convs (fan-out, ReLU gain), N(0, 0.01) fc weights, zero biases.
@@ -195,14 +201,7 @@ class AlexNet(ZooModel):
         logits start constant and SGD sits at ln(10) for a long time on small data; He init keeps
         the activation scale through the ReLU stack.
         """
-        if self.conv1.weight.is_meta:
-            return
-        for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
-        for layer in (self.fc6, self.fc7, self.fc8):
-            nn.init.normal_(layer.weight, 0.0, 0.01)
-            nn.init.zeros_(layer.bias)
+        init_weights_(self, {nn.Conv2d: he_normal_init("fan_out"), nn.Linear: normal_init(0.01)})
 
     @torch.no_grad()
     def renormalize_filters_(self, radius: float = 0.1) -> int:
@@ -281,45 +280,57 @@ class AlexNetTV(ZooModel):
         return x if pre_logits else self.classifier[-1](x)
 
 
-_ALEXNET_CFG = dict(
-    input_size=(3, 227, 227),
-    min_input_size=67,  # conv1 15 -> pool1 7 -> conv2 7 -> pool2 3 -> conv5 3 -> pool5 1
-    num_classes=1000,
-    paper=PAPER,
-    year=2012,
-    family="alexnet",
-    small_input_size=67,
-    small_input_mode="resize",
-)
+class AlexNetVariant(NamedTuple):
+    """One registered AlexNet: its class, options and config."""
+
+    two_gpu: bool
+    tv: bool  # torchvision's layout (AlexNetTV)
+    note: str
 
 
-@register_model(
-    ModelConfig(**_ALEXNET_CFG, notes="single tower; adaptive 6x6 pool before fc6 (no-op at 227)")
-)
-def alexnet(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
-    """AlexNet's single tower, paper LRN and paper init (62,378,344 params)."""
-    return AlexNet(num_classes=num_classes, in_chans=in_chans, two_gpu=False, **kwargs)
+VARIANTS: dict[str, AlexNetVariant] = {
+    "alexnet": AlexNetVariant(False, False, "single tower; adaptive 6x6 pool before fc6 (no-op at 227)"),
+    "alexnet_2gpu": AlexNetVariant(True, False, "two-GPU connectivity: groups=2 in conv2, conv4, conv5"),
+    "alexnet_tv": AlexNetVariant(False, True, "torchvision layout and keys: 64-192-384-256-256, no LRN"),
+}
 
 
-@register_model(ModelConfig(**_ALEXNET_CFG, notes="two-GPU connectivity: groups=2 in conv2, conv4, conv5"))
-def alexnet_2gpu(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
-    """The paper's two-GPU AlexNet as grouped convolutions (60,965,224 params)."""
-    return AlexNet(num_classes=num_classes, in_chans=in_chans, two_gpu=True, **kwargs)
-
-
-@register_model(
-    ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=63,  # conv1 (pad 2) 15 -> 7 -> 7 -> 3 -> 3 -> 1
+def _cfg(name: str) -> ModelConfig:
+    """The paper's config (227×227 input), or torchvision's for ``alexnet_tv`` (224, conv1 padded)."""
+    v = VARIANTS[name]
+    return ModelConfig(
+        input_size=(3, 224, 224) if v.tv else (3, 227, 227),
+        # paper: conv1 15 -> pool1 7 -> conv2 7 -> pool2 3 -> conv5 3 -> pool5 1; tv (pad 2): from 63
+        min_input_size=63 if v.tv else 67,
         num_classes=1000,
-        paper=PAPER_TV,
-        year=2014,
+        paper=PAPER_TV if v.tv else PAPER,
+        year=2014 if v.tv else 2012,
         family="alexnet",
         small_input_size=67,
         small_input_mode="resize",
-        notes="torchvision layout and keys: 64-192-384-256-256, no LRN",
+        notes=v.note,
     )
-)
-def alexnet_tv(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNetTV:
+
+
+def _create_alexnet(name: str, **kwargs) -> AlexNet | AlexNetTV:
+    """The family constructor: the :data:`VARIANTS` row ``name``, with ``kwargs`` overriding it."""
+    v = VARIANTS[name]
+    return AlexNetTV(**kwargs) if v.tv else AlexNet(**{"two_gpu": v.two_gpu, **kwargs})
+
+
+@register_model(_cfg("alexnet"))
+def alexnet(**kwargs) -> AlexNet:
+    """AlexNet's single tower, paper LRN and paper init (62,378,344 params). Options as :class:`AlexNet`."""
+    return _create_alexnet("alexnet", **kwargs)
+
+
+@register_model(_cfg("alexnet_2gpu"))
+def alexnet_2gpu(**kwargs) -> AlexNet:
+    """The paper's two-GPU AlexNet as grouped convolutions (60,965,224 params)."""
+    return _create_alexnet("alexnet_2gpu", **kwargs)
+
+
+@register_model(_cfg("alexnet_tv"))
+def alexnet_tv(**kwargs) -> AlexNetTV:
     """torchvision's AlexNet layout and state_dict keys (61,100,840 params)."""
-    return AlexNetTV(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _create_alexnet("alexnet_tv", **kwargs)

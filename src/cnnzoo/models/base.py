@@ -34,6 +34,8 @@ class ZooModel(nn.Module):
     subclass or by :func:`cnnzoo.create_model` from the registry config.
     """
 
+    #: the analyzer's row type of a whole model used inside another (composite: its rows show)
+    cost_type = "container"
     num_classes: int
     in_chans: int
     min_input_size: int | None = None

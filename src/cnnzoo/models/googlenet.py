@@ -53,13 +53,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.inception import BasicConv2d, Inception, NaiveInception
+from cnnzoo.layers.init import init_weights_, norm_init, trunc_normal_init, xavier_uniform_init
 from cnnzoo.layers.lrn import LocalResponseNorm
 from cnnzoo.models.base import InputShapeError, ZooModel
-from cnnzoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
+from cnnzoo.registry import ModelConfig, register_model
 
-__all__ = ["GoogLeNet", "GoogLeNetOutputs", "InceptionAux", "TABLE1", "AUX_WEIGHT", "PAPER"]
+__all__ = [
+    "GoogLeNet",
+    "GoogLeNetOutputs",
+    "InceptionAux",
+    "TABLE1",
+    "AUX_WEIGHT",
+    "PAPER",
+    "googlenet",
+    "googlenet_naive",
+    "googlenet_tv",
+]
 
 PAPER = (
     "C. Szegedy, W. Liu, Y. Jia, P. Sermanet, S. Reed, D. Anguelov, D. Erhan, V. Vanhoucke, "
@@ -104,6 +116,8 @@ class InceptionAux(nn.Module):
             224); ``False``: adaptive 4×4 only (torchvision).
         dropout: 0.7 in the paper.
     """
+
+    cost_type = "head"
 
     def __init__(
         self,
@@ -210,18 +224,11 @@ class GoogLeNet(ZooModel):
         self._init_weights(paper)
 
     def _init_weights(self, paper: bool) -> None:
-        if self.fc.weight.is_meta:  # shapes only: nothing to fill
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                if paper:  # BVLC reference model: Xavier, conv bias 0.2, linear bias 0
-                    nn.init.xavier_uniform_(m.weight)
-                    nn.init.constant_(m.bias, 0.2 if isinstance(m, nn.Conv2d) else 0.0)
-                else:  # torchvision's init_weights=True
-                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        if paper:  # BVLC reference model: Xavier, conv bias 0.2, linear bias 0
+            rules = {nn.Conv2d: xavier_uniform_init(bias=0.2), nn.Linear: xavier_uniform_init(bias=0.0)}
+        else:  # torchvision's init_weights=True (biases keep PyTorch's init)
+            rules = {(nn.Conv2d, nn.Linear): trunc_normal_init(std=0.01, a=-2, b=2)}
+        init_weights_(self, {**rules, nn.BatchNorm2d: norm_init()})
 
     def check_input(self, x: Tensor) -> None:
         m = self.min_input_size
@@ -322,42 +329,45 @@ def min_input_side(layout: str = "paper", aux: bool = False) -> int:
         side += 1
 
 
-def _register(name: str, note: str, min_size: int, small: int, **options: Any) -> None:
-    def builder(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> GoogLeNet:
-        return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **{**options, **kwargs})
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"GoogLeNet: {note}. Keyword options as :class:`GoogLeNet` (``aux_logits=False``...)."
-    cfg = ModelConfig(
+def _cfg(note: str, layout: str) -> ModelConfig:
+    """The config of one layout. The default builds carry the aux heads (the paper trains with
+    them): their minimum input size accounts for the aux pool. Fashion-MNIST is resized to 96x96
+    (3x3 maps in stage 5 of the paper layout), small enough to train on a CPU."""
+    return ModelConfig(
         input_size=(3, 224, 224),
-        min_input_size=min_size,
+        min_input_size=min_input_side(layout, aux=True),
         num_classes=1000,
         paper=PAPER,
         year=2015,
         family="googlenet",
-        small_input_size=small,
+        small_input_size=96,
         small_input_mode="resize",
         notes=note,
     )
-    register_model(cfg, name=name)(builder)
-    globals()[name] = builder
 
 
-# The default builds carry the aux heads (the paper trains with them): their minimum input size
-# accounts for the aux pool. Fashion-MNIST is resized to 96x96 (3x3 maps in stage 5 of the paper
-# layout), small enough to train on a CPU.
-_register("googlenet", "paper: Table 1, LRN, no BN, aux heads", min_input_side("paper", True), 96)
-_register(
-    "googlenet_naive",
-    "naive Inception modules (Fig. 2a), no 1x1 reductions",
-    min_input_side("paper", True),
-    96,
-    naive=True,
+def _create_googlenet(**kwargs: Any) -> GoogLeNet:
+    """The family constructor (one class builds the three layouts)."""
+    return GoogLeNet(**kwargs)
+
+
+@register_model(_cfg("paper: Table 1, LRN, no BN, aux heads", "paper"))
+def googlenet(**kwargs: Any) -> GoogLeNet:
+    """GoogLeNet as the paper has it (Table 1, LRN, no BN, aux heads). Options as :class:`GoogLeNet`."""
+    return _create_googlenet(**kwargs)
+
+
+@register_model(_cfg("naive Inception modules (Fig. 2a), no 1x1 reductions", "paper"))
+def googlenet_naive(**kwargs: Any) -> GoogLeNet:
+    """GoogLeNet with the naive Inception modules of Fig. 2a (no 1×1 reductions)."""
+    return _create_googlenet(naive=True, **kwargs)
+
+
+@register_model(
+    _cfg(
+        "torchvision layout and keys: BN, 3x3 in the 5x5 branch; 6,624,904 params without aux", "torchvision"
+    )
 )
-_register(
-    "googlenet_tv",
-    "torchvision layout and keys: BN, 3x3 in the 5x5 branch; 6,624,904 params without aux",
-    min_input_side("torchvision", True),
-    96,
-    layout="torchvision",
-)
+def googlenet_tv(**kwargs: Any) -> GoogLeNet:
+    """torchvision's GoogLeNet layout and state_dict keys (BN, 3×3 in the "5×5" branch)."""
+    return _create_googlenet(layout="torchvision", **kwargs)

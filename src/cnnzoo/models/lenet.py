@@ -39,10 +39,13 @@ output. It keeps the paper's layer names so that weights and tables line up.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnnzoo.layers.init import init_weights_, lecun_uniform_init
 from cnnzoo.models._lenet_tables import C3_TABLE, rbf_prototypes_numpy
 from cnnzoo.models.base import InputShapeError, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
@@ -55,6 +58,8 @@ __all__ = [
     "EuclideanRBF",
     "C3_TABLE",
     "lenet5_map_loss",
+    "LeNetVariant",
+    "VARIANTS",
     "lenet5",
     "lenet5_relu",
 ]
@@ -63,6 +68,7 @@ PAPER = (
     "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document "
     "recognition. Proceedings of the IEEE 86(11):2278-2324, 1998."
 )
+
 
 class ScaledTanh(nn.Module):
     """LeCun's squashing function f(a) = A·tanh(S·a), A = 1.7159, S = 2/3 (Appendix A)."""
@@ -149,6 +155,17 @@ class PartialConv2d(nn.Module):
         """The equivalent (out, in, k, k) weight with zeros where the table has no connection."""
         w = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
         return w.index_put((self.dst_index, self.src_index), self.weight[:, 0])  # differentiable
+
+    @torch.no_grad()
+    def lecun_uniform_(self, gain: float = 2.4) -> None:
+        """LeNet's init (Appendix A): each map's kernels U(±gain / F_in), F_in = 25 × its inputs
+        (so it differs per C3 map); biases 0."""
+        start = 0
+        for row in self.table:  # each map's kernels are contiguous, in table order
+            bound = gain / (len(row) * self.weight[0].numel())
+            self.weight[start : start + len(row)].uniform_(-bound, bound)
+            start += len(row)
+        nn.init.zeros_(self.bias)
 
     def load_dense_weight(self, dense: Tensor) -> None:
         """Set the connection kernels from an (out, in, k, k) weight (absent connections ignored)."""
@@ -248,19 +265,8 @@ class LeNet5(ZooModel):
 
     def _init_paper(self) -> None:
         """Appendix A: weights uniform in ±2.4/F_in, where F_in is the unit's fan-in."""
-        for m in self.modules():
-            if isinstance(m, PartialConv2d):  # fan-in differs per C3 map: 25 × its inputs
-                start = 0
-                with torch.no_grad():
-                    for row in m.table:  # each map's kernels are contiguous, in table order
-                        bound = 2.4 / (len(row) * m.weight[0].numel())
-                        m.weight[start : start + len(row)].uniform_(-bound, bound)
-                        start += len(row)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d | nn.Linear):
-                bound = 2.4 / m.weight[0].numel()
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        lecun = lecun_uniform_init(2.4)
+        init_weights_(self, {PartialConv2d: PartialConv2d.lecun_uniform_, (nn.Conv2d, nn.Linear): lecun})
 
     def check_input(self, x: Tensor) -> None:
         super().check_input(x)
@@ -288,27 +294,48 @@ class LeNet5(ZooModel):
         return F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
 
-_LENET_CFG = dict(
-    input_size=(1, 32, 32),
-    min_input_size=32,
-    num_classes=10,
-    paper=PAPER,
-    year=1998,
-    family="lenet",
-    mean=(0.5,),
-    std=(0.5,),
-    small_input_size=32,
-    small_input_mode="pad",
-)
+class LeNetVariant(NamedTuple):
+    """One registered LeNet-5: the 1998 network or the course version."""
+
+    paper: bool
+    note: str
 
 
-@register_model(ModelConfig(**_LENET_CFG, notes="RBF prototypes: 7x12 digit bitmaps drawn by cnnzoo"))
-def lenet5(*, num_classes: int = 10, in_chans: int = 1, **kwargs) -> LeNet5:
+VARIANTS: dict[str, LeNetVariant] = {
+    "lenet5": LeNetVariant(True, "RBF prototypes: 7x12 digit bitmaps drawn by cnnzoo"),
+    "lenet5_relu": LeNetVariant(False, "course version: ReLU, max-pool, full C3, linear output"),
+}
+
+
+def _cfg(name: str) -> ModelConfig:
+    """Both take 1×32×32 exactly (28×28 digits zero-padded by 2, §III.A), scaled to [−1, 1]."""
+    return ModelConfig(
+        input_size=(1, 32, 32),
+        min_input_size=32,
+        num_classes=10,
+        paper=PAPER,
+        year=1998,
+        family="lenet",
+        mean=(0.5,),
+        std=(0.5,),
+        small_input_size=32,
+        small_input_mode="pad",
+        notes=VARIANTS[name].note,
+    )
+
+
+def _create_lenet(name: str, **kwargs) -> LeNet5:
+    """The family constructor: the :data:`VARIANTS` row ``name``, with ``kwargs`` overriding it."""
+    return LeNet5(**{"paper": VARIANTS[name].paper, **kwargs})
+
+
+@register_model(_cfg("lenet5"))
+def lenet5(**kwargs) -> LeNet5:
     """LeNet-5 exactly as in 1998: scaled tanh, trainable subsampling, C3 table, RBF output."""
-    return LeNet5(num_classes=num_classes, in_chans=in_chans, paper=True, **kwargs)
+    return _create_lenet("lenet5", **kwargs)
 
 
-@register_model(ModelConfig(**_LENET_CFG, notes="course version: ReLU, max-pool, full C3, linear output"))
-def lenet5_relu(*, num_classes: int = 10, in_chans: int = 1, **kwargs) -> LeNet5:
+@register_model(_cfg("lenet5_relu"))
+def lenet5_relu(**kwargs) -> LeNet5:
     """The course LeNet-5: ReLU, 2×2 max-pool, full C3 (2,416 params) and a linear output."""
-    return LeNet5(num_classes=num_classes, in_chans=in_chans, paper=False, **kwargs)
+    return _create_lenet("lenet5_relu", **kwargs)

@@ -60,10 +60,22 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
+from cnnzoo.layers.init import he_normal_init, init_weights_
 from cnnzoo.models.base import ZooModel
-from cnnzoo.registry import CIFAR10_MEAN, CIFAR10_STD, ModelConfig, register_model
+from cnnzoo.registry import ModelConfig, register_model
 
-__all__ = ["MlpConvRow", "NIN_CIFAR", "NIN_IMAGENET", "MlpConv", "NiN", "nin", "nin_imagenet"]
+__all__ = [
+    "MlpConvRow",
+    "NIN_CIFAR",
+    "NIN_IMAGENET",
+    "MlpConv",
+    "NiN",
+    "NiNVariant",
+    "VARIANTS",
+    "nin",
+    "nin_imagenet",
+]
 
 PAPER = "M. Lin, Q. Chen, S. Yan. Network In Network. ICLR 2014 (arXiv:1312.4400)."
 
@@ -97,6 +109,8 @@ NIN_IMAGENET: tuple[MlpConvRow, ...] = (
 class MlpConv(nn.Module):
     """mlpconv (Eq. 2): k×k conv → ReLU → 1×1 conv (cccp1) → ReLU → 1×1 conv (cccp2) → ReLU
     (the last ReLU optional, for the class maps)."""
+
+    cost_type = "block"
 
     def __init__(
         self, in_chans: int, widths: tuple[int, int, int], kernel: int, stride: int = 1, pad: int = 0,
@@ -156,10 +170,7 @@ class NiN(ZooModel):
             if row.dropout:
                 self._add(f"drop{i}", nn.Dropout(dropout))
         self.gap = nn.AdaptiveAvgPool2d(1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        init_weights_(self, {nn.Conv2d: he_normal_init("fan_in")})
 
     def _add(self, name: str, module: nn.Module) -> None:
         self.add_module(name, module)
@@ -174,28 +185,43 @@ class NiN(ZooModel):
         return torch.flatten(self.gap(x), 1)  # (N, num_classes); no fc, so pre-logits = logits
 
 
-@register_model(
-    ModelConfig(
-        input_size=(3, 32, 32),
-        min_input_size=4,  # pools round up: 4 -> 2 -> 1
-        num_classes=10,
-        paper=PAPER,
-        year=2014,
-        family="nin",
-        mean=CIFAR10_MEAN,
-        std=CIFAR10_STD,
-        small_input_size=32,
-        small_input_mode="pad",
-        notes="the paper's CIFAR-10 net, widths as released; avg pool2; no ReLU on class maps; no ZCA",
-    )
-)
-def nin(*, num_classes: int = 10, in_chans: int = 3, **kwargs) -> NiN:
-    """The paper's CIFAR-10 NiN: three mlpconv stages and global average pooling (966,986 params)."""
-    return NiN(NIN_CIFAR, num_classes=num_classes, in_chans=in_chans, **kwargs)
+class NiNVariant(NamedTuple):
+    """One registered NiN: its stages and its dataset."""
+
+    rows: tuple[MlpConvRow, ...]
+    cifar: bool
+    note: str
 
 
-@register_model(
-    ModelConfig(
+VARIANTS: dict[str, NiNVariant] = {
+    "nin": NiNVariant(
+        NIN_CIFAR,
+        True,
+        "the paper's CIFAR-10 net, widths as released; avg pool2; no ReLU on class maps; no ZCA",
+    ),
+    "nin_imagenet": NiNVariant(
+        NIN_IMAGENET, False, "the authors' released ImageNet NiN (Caffe Model Zoo); no ReLU on class maps"
+    ),
+}
+
+
+def _cfg(name: str) -> ModelConfig:
+    v = VARIANTS[name]
+    if v.cifar:
+        return ModelConfig(
+            input_size=(3, 32, 32),
+            min_input_size=4,  # pools round up: 4 -> 2 -> 1
+            num_classes=10,
+            paper=PAPER,
+            year=2014,
+            family="nin",
+            mean=CIFAR10_MEAN,
+            std=CIFAR10_STD,
+            small_input_size=32,
+            small_input_mode="pad",
+            notes=v.note,
+        )
+    return ModelConfig(
         input_size=(3, 224, 224),
         min_input_size=39,  # conv1 8 -> pool1 4 -> pool2 2 -> pool3 1 (ceil mode)
         num_classes=1000,
@@ -204,9 +230,23 @@ def nin(*, num_classes: int = 10, in_chans: int = 3, **kwargs) -> NiN:
         family="nin",
         small_input_size=67,
         small_input_mode="resize",
-        notes="the authors' released ImageNet NiN (Caffe Model Zoo); no ReLU on class maps",
+        notes=v.note,
     )
-)
-def nin_imagenet(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> NiN:
+
+
+def _create_nin(name: str, **kwargs) -> NiN:
+    """The family constructor: the :data:`VARIANTS` row ``name``, with ``kwargs`` overriding it."""
+    v = VARIANTS[name]
+    return NiN(v.rows, **{"num_classes": 10 if v.cifar else 1000, **kwargs})
+
+
+@register_model(_cfg("nin"))
+def nin(**kwargs) -> NiN:
+    """The paper's CIFAR-10 NiN: three mlpconv stages and global average pooling (966,986 params)."""
+    return _create_nin("nin", **kwargs)
+
+
+@register_model(_cfg("nin_imagenet"))
+def nin_imagenet(**kwargs) -> NiN:
     """The ImageNet NiN released by the authors: four mlpconv stages (7,595,176 params)."""
-    return NiN(NIN_IMAGENET, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _create_nin("nin_imagenet", **kwargs)

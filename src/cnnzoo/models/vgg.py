@@ -48,10 +48,19 @@ to 7×7 for fc6.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from cnnzoo.layers.init import (
+    empty_linear,
+    he_normal_init,
+    init_weights_,
+    norm_init,
+    normal_init,
+    xavier_uniform_init,
+)
 from cnnzoo.layers.lrn import LocalResponseNorm
 from cnnzoo.models.base import ZooModel
 from cnnzoo.registry import ModelConfig, register_model
@@ -61,6 +70,8 @@ __all__ = [
     "make_layers",
     "VGG",
     "VGGDense",
+    "VGGVariant",
+    "VARIANTS",
     "vgg11",
     "vgg11_bn",
     "vgg11_lrn",
@@ -113,28 +124,14 @@ def make_layers(cfg: list[CfgItem], *, batch_norm: bool = False, in_chans: int =
     return nn.Sequential(*layers)
 
 
-def _linear_to_init(fin: int, fout: int) -> nn.Linear:
-    """An ``nn.Linear`` left uninitialised, on the current default device, for :func:`_init_weights`
-    to fill: skipping PyTorch's default init saves a random pass over fc6's 103 M weights."""
-    return nn.Linear(fin, fout, device="meta").to_empty(device=torch.empty(0).device)
-
-
 def _init_weights(model: nn.Module, init: str) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
-            if init == "kaiming":  # torchvision's
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                else:
-                    nn.init.normal_(m.weight, 0.0, 0.01)
-            elif init == "paper":  # §3.1: zero mean, variance 1e-2
-                nn.init.normal_(m.weight, 0.0, 0.1)
-            else:  # "glorot": Glorot & Bengio (2010), the normalised (uniform) init
-                nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    if init == "kaiming":  # torchvision's
+        rules = {nn.Conv2d: he_normal_init("fan_out"), nn.Linear: normal_init(0.01)}
+    elif init == "paper":  # §3.1: zero mean, variance 1e-2
+        rules = {(nn.Conv2d, nn.Linear): normal_init(0.1)}
+    else:  # "glorot": Glorot & Bengio (2010), the normalised (uniform) init
+        rules = {(nn.Conv2d, nn.Linear): xavier_uniform_init()}
+    init_weights_(model, {**rules, nn.BatchNorm2d: norm_init()})
 
 
 class VGG(ZooModel):
@@ -171,13 +168,13 @@ class VGG(ZooModel):
         width = [v if isinstance(v, int) else v[0] for v in self.layer_cfg if v not in ("M", "LRN")][-1]
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))  # identity at 224
         self.classifier = nn.Sequential(
-            _linear_to_init(width * 7 * 7, hidden),  # 0: fc6
+            empty_linear(width * 7 * 7, hidden),  # 0: fc6
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            _linear_to_init(hidden, hidden),  # 3: fc7
+            empty_linear(hidden, hidden),  # 3: fc7
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            _linear_to_init(hidden, num_classes),  # 6: fc8
+            empty_linear(hidden, num_classes),  # 6: fc8
         )
         _init_weights(self, init)  # sets every conv, linear and batch-norm parameter
 
@@ -245,7 +242,35 @@ class VGGDense(ZooModel):
         return self.classifier[-1](x).mean(dim=(2, 3))  # average the score map: (N, num_classes)
 
 
-def _cfg(config: str, notes: str) -> ModelConfig:
+class VGGVariant(NamedTuple):
+    """One registered VGG: a configuration of Table 1, with or without batch norm."""
+
+    config: str  # a key of CFGS
+    batch_norm: bool
+    note: str
+
+
+_TV = "torchvision layout and keys"
+_TV_BN = "torchvision layout and keys; batch norm (not in the paper)"
+_BN = "batch norm (not in the paper); torchvision-style keys"
+
+VARIANTS: dict[str, VGGVariant] = {
+    "vgg11": VGGVariant("A", False, _TV),
+    "vgg11_bn": VGGVariant("A", True, _TV_BN),
+    "vgg11_lrn": VGGVariant("A-LRN", False, "LRN after the first conv; torchvision-style keys"),
+    "vgg13": VGGVariant("B", False, _TV),
+    "vgg13_bn": VGGVariant("B", True, _TV_BN),
+    "vgg16c": VGGVariant("C", False, "1x1 conv last in stages 3-5; torchvision-style keys"),
+    "vgg16c_bn": VGGVariant("C", True, _BN),
+    "vgg16": VGGVariant("D", False, _TV),
+    "vgg16_bn": VGGVariant("D", True, _TV_BN),
+    "vgg19": VGGVariant("E", False, _TV),
+    "vgg19_bn": VGGVariant("E", True, _TV_BN),
+}
+
+
+def _cfg(name: str) -> ModelConfig:
+    v = VARIANTS[name]
     return ModelConfig(
         input_size=(3, 224, 224),
         min_input_size=32,  # five 2×2 pools: 32 -> 1
@@ -255,81 +280,78 @@ def _cfg(config: str, notes: str) -> ModelConfig:
         family="vgg",
         small_input_size=32,
         small_input_mode="resize",
-        notes=f"config {config}; {notes}",
-        extra={"config": config},
+        notes=f"config {v.config}; {v.note}",
+        extra={"config": v.config},
     )
 
 
-def _vgg(config: str, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:
-    return VGG(CFGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, **kwargs)
+def _create_vgg(name: str, **kwargs) -> VGG:
+    """The family constructor: the :data:`VARIANTS` row ``name``, with ``kwargs`` overriding it."""
+    v = VARIANTS[name]
+    return VGG(CFGS[v.config], **{"batch_norm": v.batch_norm, **kwargs})
 
 
-_TV = "torchvision layout and keys"
-_TV_BN = "torchvision layout and keys; batch norm (not in the paper)"
-_BN = "batch norm (not in the paper); torchvision-style keys"
+@register_model(_cfg("vgg11"))
+def vgg11(**kwargs) -> VGG:
+    """VGG-11, configuration A (8 convs + 3 fc). Options as :class:`VGG`."""
+    return _create_vgg("vgg11", **kwargs)
 
 
-@register_model(_cfg("A", _TV))
-def vgg11(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
-    """VGG-11, configuration A (8 convs + 3 fc)."""
-    return _vgg("A", False, num_classes, in_chans, **kwargs)
-
-
-@register_model(_cfg("A", _TV_BN))
-def vgg11_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg11_bn"))
+def vgg11_bn(**kwargs) -> VGG:
     """VGG-11 with batch norm (torchvision's ``vgg11_bn``)."""
-    return _vgg("A", True, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg11_bn", **kwargs)
 
 
-@register_model(_cfg("A-LRN", "LRN after the first conv; torchvision-style keys"))
-def vgg11_lrn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg11_lrn"))
+def vgg11_lrn(**kwargs) -> VGG:
     """VGG-11 with LRN after the first conv (configuration A-LRN)."""
-    return _vgg("A-LRN", False, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg11_lrn", **kwargs)
 
 
-@register_model(_cfg("B", _TV))
-def vgg13(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg13"))
+def vgg13(**kwargs) -> VGG:
     """VGG-13, configuration B."""
-    return _vgg("B", False, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg13", **kwargs)
 
 
-@register_model(_cfg("B", _TV_BN))
-def vgg13_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg13_bn"))
+def vgg13_bn(**kwargs) -> VGG:
     """VGG-13 with batch norm (torchvision's ``vgg13_bn``)."""
-    return _vgg("B", True, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg13_bn", **kwargs)
 
 
-@register_model(_cfg("C", "1x1 conv last in stages 3-5; torchvision-style keys"))
-def vgg16c(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg16c"))
+def vgg16c(**kwargs) -> VGG:
     """VGG-16, configuration C: the last conv of stages 3, 4 and 5 is 1×1."""
-    return _vgg("C", False, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg16c", **kwargs)
 
 
-@register_model(_cfg("C", _BN))
-def vgg16c_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg16c_bn"))
+def vgg16c_bn(**kwargs) -> VGG:
     """Configuration C with batch norm (no torchvision counterpart)."""
-    return _vgg("C", True, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg16c_bn", **kwargs)
 
 
-@register_model(_cfg("D", _TV))
-def vgg16(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg16"))
+def vgg16(**kwargs) -> VGG:
     """VGG-16, configuration D."""
-    return _vgg("D", False, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg16", **kwargs)
 
 
-@register_model(_cfg("D", _TV_BN))
-def vgg16_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg16_bn"))
+def vgg16_bn(**kwargs) -> VGG:
     """VGG-16 with batch norm (torchvision's ``vgg16_bn``)."""
-    return _vgg("D", True, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg16_bn", **kwargs)
 
 
-@register_model(_cfg("E", _TV))
-def vgg19(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg19"))
+def vgg19(**kwargs) -> VGG:
     """VGG-19, configuration E."""
-    return _vgg("E", False, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg19", **kwargs)
 
 
-@register_model(_cfg("E", _TV_BN))
-def vgg19_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VGG:
+@register_model(_cfg("vgg19_bn"))
+def vgg19_bn(**kwargs) -> VGG:
     """VGG-19 with batch norm (torchvision's ``vgg19_bn``)."""
-    return _vgg("E", True, num_classes, in_chans, **kwargs)
+    return _create_vgg("vgg19_bn", **kwargs)

@@ -51,8 +51,8 @@ ZFNET_CONVS: tuple[ConvRow, ...] = (
 )
 
 
-@register_model(
-    ModelConfig(
+def _cfg() -> ModelConfig:
+    return ModelConfig(
         input_size=(3, 224, 224),
         min_input_size=47,  # conv1 22 -> pool1 11 -> conv2 4 -> pool2 2 -> conv5 2 -> pool5 1 (ceil mode)
         num_classes=1000,
@@ -63,10 +63,14 @@ ZFNET_CONVS: tuple[ConvRow, ...] = (
         small_input_mode="resize",
         notes="pads/ceil-mode chosen to give Fig. 3's 110/55/26/13/6; adaptive 6x6 pool before fc6",
     )
-)
-def zfnet(*, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
+
+
+def _create_zfnet(**kwargs) -> AlexNet:
+    """The family constructor: AlexNet's tower with Fig. 3's conv rows, ceil-mode pools, zero biases."""
+    return AlexNet(**{"convs": ZFNET_CONVS, "ceil_mode": True, "fc_bias": 0.0, **kwargs})
+
+
+@register_model(_cfg())
+def zfnet(**kwargs) -> AlexNet:
     """ZFNet (Fig. 3): 7×7/2 conv1, 5×5/2 conv2, ceil-mode pools, N(0, 0.01²) weights, zero biases."""
-    kwargs.setdefault("fc_bias", 0.0)
-    return AlexNet(
-        num_classes=num_classes, in_chans=in_chans, convs=ZFNET_CONVS, ceil_mode=True, **kwargs
-    )
+    return _create_zfnet(**kwargs)
