@@ -57,6 +57,10 @@ class InceptionWidths(NamedTuple):
     pool_proj: int | None
 
 
+#: Table 1's column heads, as the analyzer shows a folded module's widths (``cost_details``)
+TABLE1_LABELS = ("#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj")
+
+
 class Inception(nn.Module):
     """Inception module with dimension reductions (Fig. 2b).
 
@@ -69,7 +73,7 @@ class Inception(nn.Module):
     The output has ``n1x1 + n3x3 + n5x5 + pool_proj`` channels at the input's resolution.
     """
 
-    cost_type = "block"
+    cost_type = "inception"
 
     def __init__(
         self,
@@ -106,6 +110,9 @@ class Inception(nn.Module):
         branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
         return torch.cat(branches, 1)  # (N, n1x1 + n3x3 + n5x5 + pool_proj, H, W)
 
+    def cost_details(self) -> dict[str, int | None]:
+        return dict(zip(TABLE1_LABELS, self.widths, strict=True))
+
     def extra_repr(self) -> str:
         return (
             f"in_channels={self.in_channels}, widths={tuple(self.widths)}, out_channels={self.out_channels}"
@@ -123,7 +130,7 @@ class NaiveInception(nn.Module):
     The output has ``n1x1 + n3x3 + n5x5 + in_channels`` channels: the module can only widen.
     """
 
-    cost_type = "block"
+    cost_type = "inception"
 
     def __init__(self, in_channels: int, n1x1: int, n3x3: int, n5x5: int, *, norm: bool = False) -> None:
         super().__init__()
@@ -138,6 +145,9 @@ class NaiveInception(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
         return torch.cat(branches, 1)  # (N, n1x1 + n3x3 + n5x5 + in_channels, H, W)
+
+    def cost_details(self) -> dict[str, int | None]:
+        return dict(zip(TABLE1_LABELS, self.widths, strict=True))
 
     def extra_repr(self) -> str:
         return (

@@ -170,6 +170,10 @@ class BasicBlock(nn.Module):
             else None
         )
 
+    def cost_details(self) -> dict[str, bool]:
+        """``residual`` for a block with a shortcut; the analyzer adds its stage and index."""
+        return {"residual": True} if self.residual else {}
+
     def zero_init_last(self) -> None:
         """γ = 0 in the last BN, so the block starts as its shortcut (Goyal et al. 2017, §5.1)."""
         nn.init.zeros_(self.bn2.weight)
@@ -227,6 +231,10 @@ class Bottleneck(nn.Module):
             if residual
             else None
         )
+
+    def cost_details(self) -> dict[str, bool]:
+        """``residual`` for a block with a shortcut; the analyzer adds its stage and index."""
+        return {"residual": True} if self.residual else {}
 
     def zero_init_last(self) -> None:
         """γ = 0 in the last BN, so the block starts as its shortcut."""
