@@ -113,9 +113,9 @@ def analyze(
     check = getattr(subject.model, "check_input", None)
     if callable(check):
         check(torch.empty((batch_size, *input_size), device="meta"))  # the model's own InputShapeError
-    tracer, trace_batch, named_params = _trace_or_fall_back(subject, batch_size, input_size, notes)
-    units = Units(batch_size, trace_batch, dt.itemsize, OPTIMIZER_STATES[optimizer])
-    layers = _rows(tracer, named_params, input_size, units, depth, include_activations, notes)
+    traced = _trace_or_fall_back(subject, batch_size, input_size, notes)
+    units = Units(batch_size, traced.batch, dt.itemsize, OPTIMIZER_STATES[optimizer])
+    layers = _rows(traced.tracer, traced.named_params, input_size, units, depth, include_activations, notes)
     return CostReport(
         model=subject.name,
         input_size=tuple(input_size),
@@ -137,6 +137,12 @@ class _Subject(NamedTuple):
     cfg: Any  # the registry's ModelConfig (or a module's ``default_cfg``), if any
     state: dict[str, Tensor] | None  # meta stand-ins for a user's weights
     registry_name: str | None
+
+
+class _Traced(NamedTuple):
+    tracer: Tracer
+    batch: int  # the batch traced: the table's on meta, 1 for a real forward
+    named_params: list[tuple[str, Tensor]]  # the parameters the trace ran with
 
 
 def _check_options(optimizer: str, batch_size: int, depth: int | None, dtype: Any) -> torch.dtype:
@@ -175,8 +181,8 @@ def _input_size(input_size: tuple[int, ...] | str | None, subject: _Subject) -> 
 
 def _trace_or_fall_back(
     subject: _Subject, batch_size: int, input_size: tuple[int, ...], notes: list[str]
-) -> tuple[Tracer, int, list[tuple[str, Tensor]]]:
-    """(tracer, traced batch, named parameters): on meta at the batch, else a real forward at batch 1.
+) -> _Traced:
+    """The trace on meta at the batch, else of a real forward at batch 1.
 
     Some forwards cannot run on meta (``.item()``, data-dependent shapes); their figures come from
     a real CPU forward at batch 1, scaled to the batch (every rule is linear in B).
@@ -185,7 +191,7 @@ def _trace_or_fall_back(
     try:
         tracer = trace(model, (batch_size, *input_size), "meta", state)
         params = model.named_parameters()
-        return tracer, batch_size, [(n, state[n]) for n, _ in params] if state else list(params)
+        return _Traced(tracer, batch_size, [(n, state[n]) for n, _ in params] if state else list(params))
     except TraceError as meta_error:
         if subject.registry_name is not None:
             from cnnzoo.registry import create_model
@@ -199,7 +205,7 @@ def _trace_or_fall_back(
             f"shapes could not be traced on the meta device ({meta_error}); the figures come from a real "
             f"forward pass at batch 1 on the CPU, scaled to batch {batch_size}"
         )
-        return tracer, 1, list(model.named_parameters())
+        return _Traced(tracer, 1, list(model.named_parameters()))
 
 
 def _rows(

@@ -229,7 +229,7 @@ class Tracer(TorchDispatchMode):
             if mm and row is not None:
                 row.mm_flops += mm
             return out
-        outs = self._followed_outputs(rule, out)
+        outs = [out] if isinstance(out, Tensor) else self._followed_outputs(rule, out)
         if not outs:
             return out
         self._follow(func, rule, args, kwargs, ins, outs)
@@ -272,8 +272,7 @@ class Tracer(TorchDispatchMode):
 
     @staticmethod
     def _followed_outputs(rule: OpRule, out: Any) -> list[Tensor]:
-        if isinstance(out, Tensor):
-            return [out]
+        """Of a tuple or list output: every tensor of a split, the first of anything else."""
         if rule.every_output:
             return [t for t in out if isinstance(t, Tensor)]
         t = first_tensor(out)
@@ -281,7 +280,7 @@ class Tracer(TorchDispatchMode):
 
     def _follow(self, func, rule: OpRule, args: tuple, kwargs: dict, ins: list, outs: list[Tensor]) -> None:
         """Give each followed output its receptive field and the storage it aliases."""
-        first = ins[0][1]
+        x0, first = ins[0]
         if first.error:
             fields = [first] * len(outs)
         else:
@@ -292,17 +291,13 @@ class Tracer(TorchDispatchMode):
                     fields = [rule.field(func, args, kwargs, ins, outs[0])]
             except Exception as e:  # never let bookkeeping break a trace
                 fields = [Field.unknown(f"receptive field not tracked through {func}: {e}")] * len(outs)
-        x0 = ins[0][0]
         a0 = args[0] if args else None
         aliases = rule.aliases or func.is_view
-        base = None
         for o, f in zip(outs, fields, strict=True):
             self.fields[id(o)] = f
             self.keep.append(o)
             if aliases or o is x0 or o is a0:
-                if base is None:
-                    base = self.root_of(a0 if isinstance(a0, Tensor) else x0)
-                self.alias[id(o)] = base
+                self.alias[id(o)] = self.root_of(a0 if isinstance(a0, Tensor) else x0)
 
     def _functional_rows(
         self, func, rule: OpRule, args: tuple, ins: list, outs: list[Tensor], mm: int, cost: OpCost
