@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.analysis import analyze
-from cnnzoo.analysis.tracer import FastMetaInit
+from cnnzoo.analysis.meta import FastMetaInit
 
 MODELS = cnnzoo.list_models()
 CHEAP_FLOPS = 0.1e9  # per image: below this a real CPU forward at batch 2 is cheap enough

@@ -4,7 +4,9 @@
 >>> report = cnnzoo.analyze("alexnet", batch_size=128)  # doctest: +SKIP
 >>> print(report.to_markdown())  # doctest: +SKIP
 
-See ``docs/cost-tables.md`` for the rules.
+See ``docs/cost-tables.md`` for the rules. The package, by job: ``ops`` (the op table), ``fields``
+(receptive fields), ``kinds`` (row types), ``meta`` (building on the meta device), ``tracer`` (the
+dispatch mode), ``rows`` (trace to table rows), ``costs`` (``analyze``), ``report`` (the exports).
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ _EXPORTS = {
     "analyze": "costs",
     "AnalysisError": "costs",
     "OPTIMIZER_STATES": "costs",
-    "inception_widths": "costs",
     "parse_input_size": "costs",
     "CostReport": "report",
     "LayerCost": "report",
+    "ROW_TYPES": "kinds",
+    "COMPOSITE_KINDS": "kinds",
+    "Field": "fields",
+    "FastMetaInit": "meta",
 }
 
 __all__ = list(_EXPORTS)

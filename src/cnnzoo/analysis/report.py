@@ -188,60 +188,44 @@ class CostReport:
         "detail",
     )
 
+    def _csv_cells(self, r: LayerCost) -> dict[str, Any]:
+        def two(v):
+            return ("", "") if v is None else (v[-2] if len(v) > 1 else v[0], v[-1])
+
+        (kh, kw), (sh, sw), (ph, pw) = two(r.kernel_size), two(r.stride), two(r.padding)
+        return {
+            "name": r.name,
+            "type": r.type,
+            "kernels": "" if r.kernels is None else r.kernels,
+            "kernel_h": kh,
+            "kernel_w": kw,
+            "stride_h": sh,
+            "stride_w": sw,
+            "pad_h": ph,
+            "pad_w": pw,
+            "output_shape": "x".join(map(str, r.output_shape)),
+            "activations": r.activations,
+            "params": r.params,
+            "flops": r.flops,
+            "activation_memory_bytes": r.activation_memory_bytes,
+            "parameter_memory_bytes": r.parameter_memory_bytes,
+            "receptive_field": "" if r.receptive_field is None else r.receptive_field,
+            "jump": "" if r.jump is None else r.jump,
+            "counted_in_totals": int(self.counted(r)),
+            "detail": r.detail or "",
+        }
+
     def to_csv(self) -> str:
         """One line per row with exact integers, then a ``total`` line."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.CSV_COLUMNS)
-
-        def two(v):
-            return ["", ""] if v is None else [v[-2] if len(v) > 1 else v[0], v[-1]]
-
         for r in self.layers:
-            w.writerow(
-                [
-                    r.name,
-                    r.type,
-                    "" if r.kernels is None else r.kernels,
-                    *two(r.kernel_size),
-                    *two(r.stride),
-                    *two(r.padding),
-                    "x".join(map(str, r.output_shape)),
-                    r.activations,
-                    r.params,
-                    r.flops,
-                    r.activation_memory_bytes,
-                    r.parameter_memory_bytes,
-                    "" if r.receptive_field is None else r.receptive_field,
-                    "" if r.jump is None else r.jump,
-                    int(self.counted(r)),
-                    r.detail or "",
-                ]
-            )
-        t = self.totals
-        w.writerow(
-            [
-                "total",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                t["params"],
-                t["flops"],
-                t["activation_memory_bytes"],
-                t["parameter_memory_bytes"],
-                "",
-                "",
-                "",
-                self.totals_rows,
-            ]
-        )
+            cells = self._csv_cells(r)
+            w.writerow([cells[c] for c in self.CSV_COLUMNS])
+        total = dict.fromkeys(self.CSV_COLUMNS, "") | self.totals
+        total |= {"name": "total", "detail": self.totals_rows}
+        w.writerow([total[c] for c in self.CSV_COLUMNS])
         return buf.getvalue()
 
     HEADERS = (
@@ -262,44 +246,37 @@ class CostReport:
         "start",
     )
 
-    def _cells(self, r: LayerCost) -> list[str]:
-        return [
-            r.name,
-            r.type,
-            "" if r.kernels is None else f"{r.kernels:,}",
-            _hw(r.kernel_size),
-            _hw(r.stride),
-            _hw(r.padding),
-            _shape(r.output_shape),
-            f"{r.activations:,}",
-            _num(r.params / 1e3),
-            _num(r.flops / 1e6),
-            _num(r.activation_memory_bytes / MB),
-            _num(r.parameter_memory_bytes / MB),
-            "—" if r.receptive_field is None else f"{r.receptive_field:,}",
-            "—" if r.jump is None else f"{r.jump:,}",
-            _hw(r.start_offset),
-        ]
+    _LEFT = ("layer", "type", "output")  # left-aligned in Markdown; the numbers are right-aligned
 
-    def _total_cells(self) -> list[str]:
+    def _cells(self, r: LayerCost) -> dict[str, str]:
+        """One row's cells in the lecture's units, keyed by :attr:`HEADERS`."""
+        return {
+            "layer": r.name,
+            "type": r.type,
+            "kernels": "" if r.kernels is None else f"{r.kernels:,}",
+            "kernel": _hw(r.kernel_size),
+            "stride": _hw(r.stride),
+            "pad": _hw(r.padding),
+            "output": _shape(r.output_shape),
+            "#activations": f"{r.activations:,}",
+            "#params (K)": _num(r.params / 1e3),
+            "MFLOPs": _num(r.flops / 1e6),
+            "act mem (MB)": _num(r.activation_memory_bytes / MB),
+            "param mem (MB)": _num(r.parameter_memory_bytes / MB),
+            "RF": "—" if r.receptive_field is None else f"{r.receptive_field:,}",
+            "jump": "—" if r.jump is None else f"{r.jump:,}",
+            "start": _hw(r.start_offset),
+        }
+
+    def _total_cells(self) -> dict[str, str]:
         t = self.totals
-        return [
-            "total",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            _num(t["params"] / 1e3),
-            _num(t["flops"] / 1e6),
-            _num(t["activation_memory_bytes"] / MB),
-            _num(t["parameter_memory_bytes"] / MB),
-            "",
-            "",
-            "",
-        ]
+        return dict.fromkeys(self.HEADERS, "") | {
+            "layer": "total",
+            "#params (K)": _num(t["params"] / 1e3),
+            "MFLOPs": _num(t["flops"] / 1e6),
+            "act mem (MB)": _num(t["activation_memory_bytes"] / MB),
+            "param mem (MB)": _num(t["parameter_memory_bytes"] / MB),
+        }
 
     @property
     def title(self) -> str:
@@ -323,16 +300,17 @@ class CostReport:
 
     def to_markdown(self) -> str:
         """A GitHub-flavoured Markdown table in the lecture's units, then the totals and notes."""
-        right = {2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14}
         out = [
             f"**{self.title}**",
             "",
             "| " + " | ".join(self.HEADERS) + " |",
-            "|" + "|".join("---:" if i in right else "---" for i in range(len(self.HEADERS))) + "|",
+            "|" + "|".join("---" if h in self._LEFT else "---:" for h in self.HEADERS) + "|",
         ]
         for r in self.layers:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in self._cells(r)) + " |")
-        out.append("| " + " | ".join(f"**{c}**" if c else "" for c in self._total_cells()) + " |")
+            cells = self._cells(r)
+            out.append("| " + " | ".join(cells[h].replace("|", "\\|") for h in self.HEADERS) + " |")
+        total = self._total_cells()
+        out.append("| " + " | ".join(f"**{total[h]}**" if total[h] else "" for h in self.HEADERS) + " |")
         out.append("")
         out += [f"- {line}" for line in self.footer_lines()]
         return "\n".join(out) + "\n"
@@ -362,10 +340,12 @@ class CostReport:
             r"\midrule",
         ]
         for r in self.layers:
-            lines.append(" & ".join(esc(c) for c in self._cells(r)) + r" \\")
+            cells = self._cells(r)
+            lines.append(" & ".join(esc(cells[h]) for h in self.HEADERS) + r" \\")
+        total = self._total_cells()
         lines += [
             r"\midrule",
-            " & ".join(esc(c) for c in self._total_cells()) + r" \\",
+            " & ".join(esc(total[h]) for h in self.HEADERS) + r" \\",
             r"\bottomrule",
             r"\end{tabular}",
         ]
@@ -402,10 +382,28 @@ class CostReport:
     )
     _OPTIONAL = ("start", "#act", "kernels", "jump", "type")  # dropped in this order on a narrow terminal
 
+    #: terminal column -> the :attr:`HEADERS` cell it shows (``k/s/p`` joins kernel, stride and pad)
+    _TERM_SOURCE = {
+        "layer": "layer",
+        "type": "type",
+        "kernels": "kernels",
+        "output": "output",
+        "#act": "#activations",
+        "params (K)": "#params (K)",
+        "MFLOPs": "MFLOPs",
+        "act MB": "act mem (MB)",
+        "param MB": "param mem (MB)",
+        "RF": "RF",
+        "jump": "jump",
+        "start": "start",
+    }
+
+    def _term_row(self, cells: dict[str, str], ksp: str) -> list[str]:
+        return [ksp if h == "k/s/p" else cells[self._TERM_SOURCE[h]] for h in self.TERM_HEADERS]
+
     def _term_cells(self, r: LayerCost) -> list[str]:
-        c = self._cells(r)
         ksp = "" if r.kernel_size is None else f"{_hw(r.kernel_size)}/{_hw(r.stride)}/{_hw(r.padding)}"
-        return [c[0], c[1], c[2], ksp, *c[6:]]
+        return self._term_row(self._cells(r), ksp)
 
     def rich_table(self, width: int | None = None):
         """The table for a terminal (``rich``), with the lecture's columns and units.
@@ -417,8 +415,7 @@ class CostReport:
         from rich.table import Table
 
         body = [self._term_cells(r) for r in self.layers]
-        t = self._total_cells()
-        total = [t[0], "", "", "", "", "", *t[8:12], "", "", ""]
+        total = self._term_row(self._total_cells(), "")
         cols = list(self.TERM_HEADERS)
         widths = [max(len(h), *(len(row[i]) for row in body + [total])) for i, h in enumerate(cols)]
         keep, pad = list(range(len(cols))), 1
@@ -448,7 +445,7 @@ class CostReport:
         for i in keep:
             table.add_column(
                 cols[i],
-                justify="left" if i in (0, 1) else "right",
+                justify="left" if cols[i] in ("layer", "type") else "right",
                 no_wrap=True,
                 overflow="ellipsis",
                 min_width=widths[i] if i else None,
