@@ -15,13 +15,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import CnnzooError, ConfigError
 
 if TYPE_CHECKING:  # torch is imported lazily so that `cnnzoo list` starts fast
     from torch import nn
@@ -34,6 +35,7 @@ __all__ = [
     "create_model",
     "get_model_config",
     "is_model",
+    "check_count",
 ]
 
 
@@ -165,6 +167,27 @@ def _unknown(name: str) -> UnknownModelError:
     )
 
 
+def check_count(arg: str, value: Any, owner: str = "") -> int:
+    """``value`` as an int if it is a whole number ≥ 1: the check of ``num_classes`` and ``in_chans``.
+
+    A bool, float, string or tensor is refused even where ``int()`` would take it (``True``, 2.5,
+    ``"10"``): silently truncating a class count hides a bug. Raises :class:`ConfigError`.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    example = 10 if arg == "num_classes" else 3
+    try:  # "10" and 10.0 mean 10
+        if not isinstance(value, bool) and float(value).is_integer() and float(value) >= 1:
+            example = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        pass
+    where = f"{owner}: " if owner else ""
+    raise ConfigError(
+        f"{where}{arg} must be an int of at least 1, got {value!r} ({type(value).__name__}); "
+        f"pass an int, e.g. {arg}={example}."
+    )
+
+
 def get_model_config(name: str) -> ModelConfig:
     """The default config of a registered model."""
     _ensure_loaded()
@@ -196,20 +219,21 @@ def create_model(
 
     Raises:
         UnknownModelError: for an unregistered name, listing the closest names.
+        ConfigError: for a ``num_classes`` or ``in_chans`` that is not an int ≥ 1.
         cnnzoo.weights.WeightsError: for a weights file that cannot be read or does not fit.
     """
     _ensure_loaded()
     if name not in _builders:
         raise _unknown(name)
+    num_classes = None if num_classes is None else check_count("num_classes", num_classes, name)
+    in_chans = None if in_chans is None else check_count("in_chans", in_chans, name)
     if weights is not None:  # imported here: torch and safetensors load only when weights are asked for
         from cnnzoo.weights import build_with_weights
 
         return build_with_weights(name, weights, num_classes=num_classes, in_chans=in_chans, **kwargs)
     cfg = _configs[name]
-    num_classes = cfg.num_classes if num_classes is None else int(num_classes)
-    in_chans = cfg.input_size[0] if in_chans is None else int(in_chans)
-    if num_classes < 1 or in_chans < 1:
-        raise ValueError(f"num_classes and in_chans must be positive, got {num_classes} and {in_chans}")
+    num_classes = cfg.num_classes if num_classes is None else num_classes
+    in_chans = cfg.input_size[0] if in_chans is None else in_chans
     model = _builders[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
     resolved = replace(cfg, num_classes=num_classes, input_size=(in_chans, *cfg.input_size[1:]))
     model.default_cfg = resolved

@@ -253,10 +253,12 @@ def test_min_input_size_with_and_without_aux():
     assert small.min_input_size == 31
     with torch.no_grad():
         assert small(torch.randn(2, 3, 31, 31)).shape == (2, 5)
-        with pytest.raises(RuntimeError):
-            small.forward_features(torch.randn(2, 3, 30, 30))
     with pytest.raises(InputShapeError, match="at least 31x31"):
         small(torch.randn(2, 3, 30, 30))
+    # forward_features checks too: switch the check off to probe the network itself
+    small.check_input = lambda x: None
+    with torch.no_grad(), pytest.raises(RuntimeError):
+        small.forward_features(torch.randn(2, 3, 30, 30))
 
 
 def test_tv_min_input_size_is_set_by_batch_norm():
@@ -269,6 +271,8 @@ def test_tv_min_input_size_is_set_by_batch_norm():
         m._trunk(torch.randn(1, 3, 46, 46), taps=True)
     with pytest.raises(InputShapeError, match="47x47"):
         m(torch.randn(1, 3, 46, 46))
+    # forward_features checks too: switch the check off to probe the network itself
+    m.check_input = lambda x: None
     with torch.no_grad():  # eval mode runs down to torchvision's 15
         assert m.eval().forward_head(m.forward_features(torch.randn(1, 3, 15, 15))).shape == (1, 10)
         with pytest.raises(RuntimeError):

@@ -13,7 +13,14 @@ import pkgutil
 
 from cnnzoo._lazy import lazy_getattr
 
-__all__ = ["ZooModel", "InputShapeError", "import_all"]
+__all__ = [
+    "ZooModel",
+    "FeatureInfo",
+    "InputShapeError",
+    "StageIndexError",
+    "ModelInterfaceError",
+    "import_all",
+]
 
 
 def import_all() -> None:
@@ -23,4 +30,10 @@ def import_all() -> None:
             importlib.import_module(f"{__name__}.{m}")
 
 
-__getattr__ = lazy_getattr(__name__, {"ZooModel": "base", "InputShapeError": "base"})
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        n: "base"
+        for n in ("ZooModel", "FeatureInfo", "InputShapeError", "StageIndexError", "ModelInterfaceError")
+    },
+)

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 
 from cnnzoo.layers.init import empty_linear, he_normal_init, init_weights_, normal_init
 from cnnzoo.layers.lrn import LocalResponseNorm
-from cnnzoo.models.base import ZooModel
+from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
@@ -107,6 +107,9 @@ class AlexNet(ZooModel):
     """The AlexNet tower: five convs (LRN + max-pool after conv1 and conv2, max-pool after conv5)
     and three fully-connected layers. ZFNet (:mod:`cnnzoo.models.zfnet`) is this class with
     another conv table.
+
+    Stages (``feature_info``): the three conv stages, tapped before their max-pools (``lrn1``,
+    ``lrn2``, ``relu5``). Classifier (``head_name``): ``fc8``; fc6 and fc7 are the neck.
 
     Args:
         num_classes: output units (1000 in the paper).
@@ -181,6 +184,8 @@ class AlexNet(ZooModel):
         self.relu7 = nn.ReLU(inplace=True)
         self.drop7 = nn.Dropout(dropout)
         self.fc8 = linear(hidden, num_classes)
+        self.feature_info = _tower_stages(self.conv_rows)
+        self.head_name = "fc8"
         if init == "paper":
             self._init_paper(init_std, fc_bias)
         elif init == "he":
@@ -233,11 +238,28 @@ class AlexNet(ZooModel):
         return x if pre_logits else self.fc8(x)  # (N, num_classes)
 
 
+def _tower_stages(rows: tuple[ConvRow, ...]) -> list[FeatureInfo]:
+    """The conv stages of the tower, each tapped at its last layer before a max-pool: conv1 (after
+    LRN), conv2 (after LRN), conv3-5 (after relu5). Every 3×3/2 pool halves the map."""
+    c1, c2, c3, c4, c5 = rows
+    r1 = c1.stride
+    r2 = r1 * 2 * c2.stride
+    r3 = r2 * 2 * c3.stride * c4.stride * c5.stride
+    return [
+        FeatureInfo("lrn1", c1.out, r1),
+        FeatureInfo("lrn2", c2.out, r2),
+        FeatureInfo("relu5", c5.out, r3),
+    ]
+
+
 class AlexNetTV(ZooModel):
     """torchvision's AlexNet (``torchvision.models.alexnet``), same modules and state_dict keys.
 
     Departs from the 2012 paper: 64/192/384/256/256 maps, conv1 padded by 2, no LRN, dropout
     before fc6 and fc7 rather than after, PyTorch's default init.
+
+    Stages: the ReLUs before the max-pools (``features.1``, ``.4``, ``.11``); classifier
+    ``classifier.6``.
     """
 
     def __init__(self, *, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> None:
@@ -269,6 +291,12 @@ class AlexNetTV(ZooModel):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),  # 6: fc8
         )
+        # the last ReLU before each max-pool, as for VGG: conv1, conv2, conv5
+        self.feature_info = [
+            FeatureInfo("features.1", 64, 4), FeatureInfo("features.4", 192, 8),
+            FeatureInfo("features.11", 256, 16),
+        ]  # fmt: skip
+        self.head_name = "classifier.6"
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.features(x)  # (N, 256, 6, 6) at 224

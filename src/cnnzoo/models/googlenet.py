@@ -58,7 +58,7 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.layers.inception import BasicConv2d, Inception, NaiveInception
 from cnnzoo.layers.init import init_weights_, norm_init, trunc_normal_init, xavier_uniform_init
 from cnnzoo.layers.lrn import LocalResponseNorm
-from cnnzoo.models.base import InputShapeError, ZooModel
+from cnnzoo.models.base import FeatureInfo, InputShapeError, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
@@ -118,6 +118,7 @@ class InceptionAux(nn.Module):
     """
 
     cost_type = "head"
+    head_name = "fc2"  # the classifier layer that reset_classifier replaces
 
     def __init__(
         self,
@@ -145,6 +146,11 @@ class InceptionAux(nn.Module):
 class GoogLeNet(ZooModel):
     """GoogLeNet; see the module docstring for the three layouts.
 
+    Stages (``feature_info``): the stem's last layer at 1/4 (``norm2``; ``conv3.act`` in the
+    torchvision layout), then the last module of each Inception group (``inception3b``, ``4e``,
+    ``5b``). Classifier: ``fc``; ``aux1`` and ``aux2`` are auxiliary heads (``aux_head_names``),
+    reset with it; their bodies are the neck of :meth:`stage_groups`.
+
     Args:
         num_classes: classifier outputs.
         in_chans: input channels.
@@ -170,12 +176,12 @@ class GoogLeNet(ZooModel):
         transform_input: bool = False,
     ) -> None:
         super().__init__()
+        self.num_classes, self.in_chans = num_classes, in_chans  # checked on assignment
         if layout not in ("paper", "torchvision"):
             raise ConfigError(f"layout must be 'paper' or 'torchvision', got {layout!r}")
         if transform_input and in_chans != 3:
             raise ConfigError(f"transform_input needs 3 input channels, got in_chans={in_chans}")
         paper = layout == "paper"
-        self.num_classes, self.in_chans = num_classes, in_chans
         self.aux_logits, self.transform_input, self.naive = aux_logits, transform_input, naive
         self.aux_weight = AUX_WEIGHT
         norm = not paper
@@ -190,11 +196,15 @@ class GoogLeNet(ZooModel):
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
         channels, self.trunk_names = 192, []
+        # stages: the stem's last layer at 1/4, then the last module of each Inception group
+        stages = {"stem": FeatureInfo("norm2" if paper else "conv3.act", 192, 4)}
+        reduction = 8  # after maxpool2
         for row in TABLE1:
             if isinstance(row, str):  # the 3x3/2 pools of Table 1 (torchvision: 2x2 before stage 5)
                 k = 2 if (not paper and row == "maxpool4") else 3
                 self.add_module(row, nn.MaxPool2d(k, stride=2, ceil_mode=True))
                 self.trunk_names.append(row)
+                reduction *= 2
                 continue
             name, n1, r3, n3, r5, n5, pp = row
             if naive:
@@ -203,6 +213,7 @@ class GoogLeNet(ZooModel):
                 block = Inception(channels, n1, r3, n3, r5, n5, pp, kernel_5x5=5 if paper else 3, **conv)
             self.add_module(name, block)
             self.trunk_names.append(name)
+            stages[name[:-1]] = FeatureInfo(name, block.out_channels, reduction)  # group "inception4"
             if aux_logits and name in AUX_TAPS:
                 aux = InceptionAux(
                     block.out_channels, num_classes, paper_pool=paper, dropout=dropout_aux, **conv
@@ -211,11 +222,14 @@ class GoogLeNet(ZooModel):
             channels = block.out_channels
         if not aux_logits:
             self.aux1 = self.aux2 = None
+        self.feature_info = list(stages.values())
+        self.aux_head_names = tuple(AUX_TAPS.values()) if aux_logits else ()
 
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout((0.4 if paper else 0.2) if dropout is None else dropout)
         self.fc = nn.Linear(channels, num_classes)
+        self.head_name = "fc"
 
         # min_input_side(): every map non-empty; with aux heads (paper layout) a 5x5 map after 4a
         # for their 5x5/3 pool; with BN (torchvision layout) 2x2 maps in stage 5.
@@ -276,11 +290,11 @@ class GoogLeNet(ZooModel):
 
     def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
         """Logits; in training with aux heads, ``GoogLeNetOutputs(logits, aux_logits2, aux_logits1)``."""
-        self.check_input(x)
         if self.training and self.aux_logits:
+            self.check_input(x)
             x, (aux1, aux2) = self._trunk(x, taps=True)
             return GoogLeNetOutputs(self.forward_head(x), aux2, aux1)
-        return self.forward_head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))  # forward_features checks x
 
     def loss(self, output: Tensor | GoogLeNetOutputs, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
         """Cross-entropy; with aux outputs, main + 0.3·(aux1 + aux2) as in §5."""

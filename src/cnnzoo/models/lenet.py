@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from cnnzoo.layers.init import init_weights_, lecun_uniform_init
 from cnnzoo.models._lenet_tables import C3_TABLE, rbf_prototypes_numpy
-from cnnzoo.models.base import InputShapeError, ZooModel
+from cnnzoo.models.base import FeatureInfo, InputShapeError, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
@@ -221,6 +221,10 @@ def lenet5_map_loss(neg_dist: Tensor, target: Tensor, j: float = 0.1) -> Tensor:
 class LeNet5(ZooModel):
     """LeNet-5 (LeCun et al. 1998). See the module docstring for every choice made.
 
+    Stages (``feature_info``): the squashed outputs of C1, S2, C3, S4 and C5 (``act1``…``act5``).
+    Classifier (``head_name``): ``output``, the RBF layer (or the linear one of ``paper=False``);
+    ``reset_classifier(n)`` rebuilds the RBF prototypes as ``num_classes=n`` does at construction.
+
     Args:
         num_classes: output units (10 in the paper).
         in_chans: input channels (1 in the paper).
@@ -260,6 +264,12 @@ class LeNet5(ZooModel):
         self.f6 = nn.Linear(120, 84)
         self.act6 = act()
         self.output = EuclideanRBF(84, num_classes) if paper else nn.Linear(84, num_classes)
+        # the squashed outputs of C1, S2, C3, S4 and C5 (valid convs: 28, 14, 10, 5, 1 at 32)
+        self.feature_info = [
+            FeatureInfo("act1", 6, 1), FeatureInfo("act2", 6, 2), FeatureInfo("act3", 16, 2),
+            FeatureInfo("act4", 16, 4), FeatureInfo("act5", 120, 4),
+        ]  # fmt: skip
+        self.head_name = "output"
         if paper:
             self._init_paper()
 
@@ -286,6 +296,14 @@ class LeNet5(ZooModel):
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         x = self.act6(self.f6(torch.flatten(x, 1)))  # (N, 84)
         return x if pre_logits else self.output(x)  # (N, num_classes)
+
+    def _new_classifier(self, old: nn.Module, num_classes: int) -> nn.Module:
+        """The RBF output is reset as ``create_model("lenet5", num_classes=n)`` builds it: the digit
+        bitmaps for 10 classes, the fixed ±1 code (seed 0) otherwise. It has no parameters."""
+        if isinstance(old, EuclideanRBF):
+            p = old.prototypes
+            return EuclideanRBF(old.in_features, num_classes).to(device=p.device, dtype=p.dtype)
+        return super()._new_classifier(old, num_classes)
 
     def loss(self, output: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
         """The training criterion: cross-entropy, or the paper's Eq. (9) with ``criterion='map'``."""

@@ -62,7 +62,7 @@ from torch import Tensor, nn
 
 from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.layers.init import he_normal_init, init_weights_
-from cnnzoo.models.base import ZooModel
+from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
@@ -134,6 +134,9 @@ class MlpConv(nn.Module):
 class NiN(ZooModel):
     """Network in Network: stacked mlpconv stages and global average pooling.
 
+    Stages (``feature_info``): one per mlpconv (``mlpconv1``…), the last being the class maps.
+    Classifier (``head_name``): the last 1×1 conv, ``mlpconvK.cccp2``, since there is no fc.
+
     Args:
         rows: the stages, e.g. :data:`NIN_CIFAR` or :data:`NIN_IMAGENET`.
         num_classes: maps of the last mlpconv (10 for CIFAR-10).
@@ -156,13 +159,16 @@ class NiN(ZooModel):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self._stages: list[str] = []
-        c = in_chans
+        self.feature_info = []  # one stage per mlpconv, each at its own resolution
+        c, reduction = in_chans, 1
         for i, row in enumerate(rows, start=1):
             last = i == len(rows)
             widths = (*row.widths[:2], num_classes if last else row.widths[2])
             self._add(f"mlpconv{i}", MlpConv(c, widths, row.kernel, row.stride, row.pad,
                                              last_relu=class_relu or not last))  # fmt: skip
-            c = widths[2]
+            c, reduction = widths[2], reduction * row.stride
+            self.feature_info.append(FeatureInfo(f"mlpconv{i}", c, reduction))
+            reduction *= 2 if row.pool else 1  # the 3x3/2 pools
             if row.pool == "max":
                 self._add(f"pool{i}", nn.MaxPool2d(3, 2, ceil_mode=True))
             elif row.pool == "avg":
@@ -170,7 +176,13 @@ class NiN(ZooModel):
             if row.dropout:
                 self._add(f"drop{i}", nn.Dropout(dropout))
         self.gap = nn.AdaptiveAvgPool2d(1)
+        self.head_name = f"mlpconv{len(rows)}.cccp2"  # the last 1x1 conv makes the class maps
         init_weights_(self, {nn.Conv2d: he_normal_init("fan_in")})
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last 1×1 conv; the last stage (the class maps) then has ``num_classes`` maps."""
+        super().reset_classifier(num_classes)
+        self.feature_info[-1] = self.feature_info[-1]._replace(channels=self.num_classes)
 
     def _add(self, name: str, module: nn.Module) -> None:
         self.add_module(name, module)

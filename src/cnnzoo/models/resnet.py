@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init, zero_init_residual_
 from cnnzoo.layers.residual import AttnLayer, BasicBlock, Bottleneck, DeepStem, ShortcutOption
-from cnnzoo.models.base import ZooModel
+from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
@@ -116,6 +116,9 @@ CIFAR_DEPTHS: dict[int, int] = {8: 1, 20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202:
 
 class ResNet(ZooModel):
     """A residual network: stem, stages of residual blocks, global average pool, fc.
+
+    Stages (``feature_info``): ``layer1``…``layerK`` at reductions 4, 8, 16, 32 (CIFAR: 1, 2, 4);
+    what runs before ``layer1`` is the stem. Classifier (``head_name``): ``fc``.
 
     Submodules: ``conv1``, ``bn1``, ``relu``, ``maxpool`` (the stem), ``layer1`` … ``layerK``
     (stage k, the paper's conv{k+1}_x), ``avgpool``, ``fc``: torchvision's names and keys.
@@ -183,6 +186,8 @@ class ResNet(ZooModel):
         rates = _drop_path_rates(sum(layers), drop_path_rate)
         channels, first = stem_width, 0
         self.stage_names: list[str] = []
+        self.feature_info: list[FeatureInfo] = []  # layer1..layerK at 4, 8, 16, 32 (CIFAR: 1, 2, 4)
+        reduction = 1 if stem == "cifar" else 4
         for i, (n, planes) in enumerate(zip(layers, widths, strict=True)):
             stage = []
             for j in range(n):
@@ -192,9 +197,12 @@ class ResNet(ZooModel):
             first += n
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
             self.stage_names.append(f"layer{i + 1}")
+            reduction *= 2 if i > 0 else 1
+            self.feature_info.append(FeatureInfo(f"layer{i + 1}", channels, reduction))
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
+        self.head_name = "fc"
         self.init_weights(zero_init_residual)
 
     def init_weights(self, zero_init_residual: bool = False) -> None:

@@ -62,12 +62,13 @@ from cnnzoo.layers.init import (
     xavier_uniform_init,
 )
 from cnnzoo.layers.lrn import LocalResponseNorm
-from cnnzoo.models.base import ZooModel
+from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
     "CFGS",
     "make_layers",
+    "vgg_stages",
     "VGG",
     "VGGDense",
     "VGGVariant",
@@ -124,6 +125,19 @@ def make_layers(cfg: list[CfgItem], *, batch_norm: bool = False, in_chans: int =
     return nn.Sequential(*layers)
 
 
+def vgg_stages(features: nn.Sequential) -> list[FeatureInfo]:
+    """One stage per resolution, tapped at the layer before each max-pool (the last ReLU, or A-LRN's
+    LRN), as timm's VGG ``feature_info``: ``features.{i-1}`` at reductions 1, 2, 4, 8, 16."""
+    info, channels, reduction = [], 0, 1
+    for i, layer in enumerate(features):
+        if isinstance(layer, nn.Conv2d):
+            channels = layer.out_channels
+        elif isinstance(layer, nn.MaxPool2d):
+            info.append(FeatureInfo(f"features.{i - 1}", channels, reduction))
+            reduction *= 2
+    return info
+
+
 def _init_weights(model: nn.Module, init: str) -> None:
     if init == "kaiming":  # torchvision's
         rules = {nn.Conv2d: he_normal_init("fan_out"), nn.Linear: normal_init(0.01)}
@@ -136,6 +150,10 @@ def _init_weights(model: nn.Module, init: str) -> None:
 
 class VGG(ZooModel):
     """A VGG configuration with torchvision's modules (``features``, ``avgpool``, ``classifier``).
+
+    Stages (``feature_info``, :func:`vgg_stages`): the last layer before each max-pool, at
+    reductions 1 to 16, as timm's VGG. Classifier (``head_name``): ``classifier.6`` (fc8); fc6
+    and fc7 are the neck.
 
     Args:
         cfg: a row of :data:`CFGS` (or any list in its notation).
@@ -176,6 +194,8 @@ class VGG(ZooModel):
             nn.Dropout(p=dropout),
             empty_linear(hidden, num_classes),  # 6: fc8
         )
+        self.feature_info = vgg_stages(self.features)
+        self.head_name = "classifier.6"
         _init_weights(self, init)  # sets every conv, linear and batch-norm parameter
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -220,6 +240,8 @@ class VGGDense(ZooModel):
             conv.weight = nn.Parameter(fc.weight.view(conv.weight.shape), fc.weight.requires_grad)
             conv.bias = fc.bias
             convs.append(conv)
+        self.feature_info = list(vgg.feature_info)
+        self.head_name = "classifier.6"  # the 1x1 conv of fc8
         p = vgg.classifier[2].p
         self.classifier = nn.Sequential(
             convs[0], nn.ReLU(inplace=True), nn.Dropout(p), convs[1], nn.ReLU(inplace=True), nn.Dropout(p),
@@ -231,8 +253,7 @@ class VGGDense(ZooModel):
 
     def score_map(self, x: Tensor) -> Tensor:
         """The class-score map (N, num_classes, H/32 − 6, W/32 − 6), before averaging."""
-        self.check_input(x)
-        return self.classifier(self.forward_features(x))
+        return self.classifier(self.forward_features(x))  # forward_features checks x
 
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         for layer in self.classifier[:-1]:  # fc6, fc7 as convs
