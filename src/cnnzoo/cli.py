@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES = (
     "cnnzoo.commands",  # list, info
-    "cnnzoo.train.cli",  # train, eval, demo (recipes when present)
+    "cnnzoo.train.cli",  # train, recipes, eval, demo
     "cnnzoo.analysis.cli",  # summary, compare
     "cnnzoo.scratch.cli",  # scratch train / scratch explain
 )
@@ -34,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that area is not built yet
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -5,11 +5,12 @@ Written by rank 0 into the run directory:
 * ``confusion_matrix.csv`` (rows = true class, columns = predicted; sums to the test-set size) and
   ``confusion_matrix.png``;
 * ``misclassified.png``: a grid of test images the model got wrong, titled ``true -> predicted``;
-* ``curves.png``: train/test loss and top-1 per epoch (from ``metrics.csv``'s rows).
+* ``curves.png``: train, validation and test loss and top-1 per epoch, and the EMA's (from
+  ``metrics.csv``'s rows).
 
 Per-class accuracy goes into ``summary.json`` (``per_class_top1``). :class:`TensorBoardLogger`
-writes the per-epoch metrics as scalars when ``tensorboard`` is installed and does nothing,
-silently, otherwise.
+writes the per-epoch metrics as scalars when ``tensorboard`` is installed, and otherwise says once
+that it is not.
 """
 
 from __future__ import annotations
@@ -123,29 +124,47 @@ def _plot_misclassified(
     plt.close(fig)
 
 
+def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """The epochs where ``key`` was measured and its values (``--eval-every`` skips some)."""
+    kept = [r for r in rows if math.isfinite(r.get(key, math.nan))]
+    return [r["epoch"] for r in kept], [r[key] for r in kept]
+
+
+# (column, label, line style) of each panel; a column never measured in the run is left out
+_LOSS_LINES = (
+    ("train_loss", "train", "o-"),
+    ("val_loss", "validation", "d-"),
+    ("test_loss", "test", "s-"),
+    ("ema_val_loss", "EMA validation", "d:"),
+    ("ema_test_loss", "EMA test", "s:"),
+)
+_ACC_LINES = (
+    ("train_top1", "train top-1", "o-"),
+    ("val_top1", "validation top-1", "d-"),
+    ("test_top1", "test top-1", "s-"),
+    ("test_top5", "test top-5", "^--"),
+    ("ema_val_top1", "EMA validation top-1", "d:"),
+    ("ema_test_top1", "EMA test top-1", "s:"),
+)
+
+
 def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
-
-    ep = [r["epoch"] for r in rows]
-    tested = [r for r in rows if math.isfinite(r["test_top1"])]  # --eval-every skips some epochs
-    te = [r["epoch"] for r in tested]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    a.plot(te, [r["test_loss"] for r in tested], "s-", label="test")
-    a.set_xlabel("epoch")
-    a.set_ylabel("loss")
-    a.set_title("loss")
-    a.legend()
-    b.plot(ep, [r["train_top1"] for r in rows], "o-", label="train top-1")
-    b.plot(te, [r["test_top1"] for r in tested], "s-", label="test top-1")
-    b.plot(te, [r["test_top5"] for r in tested], "^--", label="test top-5", alpha=0.6)
-    b.set_xlabel("epoch")
-    b.set_ylabel("accuracy (%)")
-    b.set_title("accuracy")
-    b.legend()
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (a, b):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, lines, title, ylabel in (
+        (a, _LOSS_LINES, "loss", "loss"),
+        (b, _ACC_LINES, "accuracy", "accuracy (%)"),
+    ):
+        for key, label, style in lines:
+            x, y = _series(rows, key)
+            if x:
+                ax.plot(x, y, style, label=label, alpha=0.6 if key == "test_top5" else 1.0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _savefig(fig, path)
@@ -190,20 +209,22 @@ def write_report(
 
 
 class TensorBoardLogger:
-    """Per-epoch scalars to TensorBoard under ``out/tensorboard`` when it is installed; else a no-op."""
+    """Per-epoch scalars to TensorBoard under ``out/tensorboard`` when it is installed; else a no-op
+    whose ``missing`` names the package to install (the trainer prints it once)."""
 
     def __init__(self, out: str | Path | None) -> None:
         self.writer = None
+        self.missing: str | None = None
         if out is None:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # tensorboard not installed: silently off
+        except ImportError as e:  # tensorboard is an optional dependency
+            self.missing = (
+                f"no TensorBoard logs: {e.name or 'tensorboard'} is not installed (pip install tensorboard)"
+            )
             return
-        try:
-            self.writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
-        except Exception:
-            self.writer = None
+        self.writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
 
     def log(self, row: dict[str, Any], step: int) -> None:
         if self.writer is None:
@@ -215,3 +236,9 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+    def __enter__(self) -> TensorBoardLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
