@@ -48,16 +48,23 @@ def per_class_accuracy(cm: Tensor) -> list[float]:
     ]
 
 
+def _figure(figsize: tuple[float, float], *, ncols: int = 1):
+    """A figure and its axes, without pyplot: no GUI backend to resolve and no global figure list,
+    which keeps the report's fixed cost small in a short run (``benchmarks/train_startup.py``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(1, ncols)
+
+
 def _savefig(fig, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     k = cm.shape[0]
     side = min(14.0, max(4.5, 0.55 * k + 2))
-    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    fig, ax = _figure((side, side * 0.9))
     norm = cm.double() / cm.sum(1, keepdim=True).clamp_min(1)
     im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
     if k <= 20:
@@ -84,15 +91,12 @@ def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
     )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     _savefig(fig, path)
-    plt.close(fig)
 
 
 def _plot_misclassified(
     images: Tensor, true: Tensor, pred: Tensor, classes: Sequence[str], path: Path
 ) -> None:
     """One mosaic image (a single axes: fast) with a ``true -> predicted`` caption under each tile."""
-    import matplotlib.pyplot as plt
-
     n, c, h, w = images.shape
     cols = min(8, n)
     rows = math.ceil(n / cols)
@@ -105,7 +109,7 @@ def _plot_misclassified(
         img = img.expand(3, h, w) if c == 1 else img[:3]
         top, left = r * (h + cap + gap), q * (w + gap)
         mosaic[:, top : top + h, left : left + w] = img
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.5 * cols), max(2.0, 1.75 * rows)))
+    fig, ax = _figure((max(4.0, 1.5 * cols), max(2.0, 1.75 * rows)))
     ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.axis("off")
     for i in range(n):
@@ -121,7 +125,6 @@ def _plot_misclassified(
         )
     ax.set_title("misclassified test images (true -> predicted)", fontsize=9)
     _savefig(fig, path)
-    plt.close(fig)
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -149,10 +152,9 @@ _ACC_LINES = (
 
 
 def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = _figure((10, 3.6), ncols=2)
     for ax, lines, title, ylabel in (
         (a, _LOSS_LINES, "loss", "loss"),
         (b, _ACC_LINES, "accuracy", "accuracy (%)"),
@@ -168,7 +170,6 @@ def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _savefig(fig, path)
-    plt.close(fig)
 
 
 def write_report(
@@ -185,9 +186,6 @@ def write_report(
 
     ``wrong_images`` are display-ready images in [0, 1], ``(N, C, H, W)``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     out = Path(out)
     k = cm.shape[0]
     names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
