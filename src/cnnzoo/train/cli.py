@@ -237,7 +237,6 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         t.add_column("description", ratio=1, overflow="ellipsis", no_wrap=True, min_width=20)
     for name in list_recipes():
         r = get_recipe(name)
-        r = r if isinstance(r, dict) else getattr(r, "__dict__", {})
         epochs = f"{r['iterations']} it" if r.get("iterations") else str(r.get("epochs", ""))
         opt = f"{r.get('optimizer', 'sgd')} {r.get('lr', '')}"
         row = [
