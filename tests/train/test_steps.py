@@ -159,3 +159,16 @@ def test_finish_writes_weights_ema_and_summary(rs):
     assert s["reported_weights"] in ("raw", "ema") and s["ema_sha256"] and s["val_samples"] == 40
     assert s["test_top1"] == s[f"{s['reported_weights']}_test_top1"]
     assert sum(1 for _ in s["per_class_top1"]) == 10
+
+
+def test_the_test_pass_follows_eval_every_and_always_ends_the_run(rs):
+    run, state = rs
+    run.cfg.eval_every = 2
+    due = []
+    for epoch in range(3):  # 3 epochs: tested after the 2nd (every 2) and the 3rd (the last)
+        state.epoch = epoch
+        due.append(sorted(loop.evaluate_test_if_due(run, state)))
+    assert due == [[], ["ema", "raw"], ["ema", "raw"]]
+    state.epoch, state.stopped_early = 0, True  # an early stop makes this epoch the last
+    ev = loop.evaluate_test_if_due(run, state)
+    assert ev["raw"]["n"] == 50 and "preds" in ev["raw"]

@@ -5,7 +5,7 @@
         train_one_epoch(run, state)                  # steps, NaN checks, Ctrl-C/SIGTERM, periodic checkpoints
         val = evaluate_split(run, state, val feed)   # the held-out validation split (--val-samples)
         select_on_validation(run, state, val)        # plateau schedule, best.safetensors, --early-stop
-        test = evaluate_split(run, state, test feed) # when due (--eval-every, the last epoch): reported only
+        test = evaluate_test_if_due(run, state)      # --eval-every and the last epoch: reported only
         record_epoch(run, state, ...)                # metrics.csv, TensorBoard, the epoch's line
         save_run_checkpoint(run, state)
     finish(run, state, test)                         # weights, EMA, report, summary.json
@@ -55,6 +55,7 @@ __all__ = [
     "train_step",
     "evaluate_split",
     "select_on_validation",
+    "evaluate_test_if_due",
     "record_epoch",
     "save_run_checkpoint",
     "finish",
@@ -295,6 +296,14 @@ def _test_due(run: Run, state: RunState) -> bool:
     return _is_last_epoch(run, state) or (every > 0 and (state.epoch + 1) % every == 0)
 
 
+def evaluate_test_if_due(run: Run, state: RunState) -> dict[str, dict]:
+    """The test pass, when ``--eval-every`` asks for one and after the last epoch; it is reported, and
+    nothing reads it to decide (the last one keeps its predictions for the report)."""
+    if not _test_due(run, state):
+        return {}
+    return evaluate_split(run, state, run.data.test, collect=_is_last_epoch(run, state))
+
+
 def _scores(prefix: str, ev: dict | None) -> dict[str, float]:
     ev = ev or {}
     return {f"{prefix}{k}": ev.get(k, math.nan) for k in ("loss", "top1", "top5")}
@@ -441,10 +450,7 @@ def fit(
             train_one_epoch(run, state, bar, stop, hooks)
             val = evaluate_split(run, state, run.data.val)
             improved = select_on_validation(run, state, val)
-            due = _test_due(run, state)
-            test = (
-                evaluate_split(run, state, run.data.test, collect=_is_last_epoch(run, state)) if due else {}
-            )
+            test = evaluate_test_if_due(run, state)
             record_epoch(run, state, val, test, tb, improved=improved)
             save_run_checkpoint(run, state)
     summary = finish(run, state, test, report=report) if run.is_main else {}
