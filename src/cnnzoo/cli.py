@@ -6,6 +6,12 @@ modules must not import torch at module level: ``cnnzoo list`` starts without it
 
 Errors a user can fix (:class:`cnnzoo.errors.CnnzooError`) print as one message and exit 2;
 ``CNNZOO_DEBUG=1`` shows the traceback.
+
+Before anything imports torch, :func:`main` shortens how long PyTorch's OpenMP threads spin at a
+barrier (``GOMP_SPINCOUNT``, unless the user set it or ``OMP_WAIT_POLICY``): libgomp's default of
+300,000 spins makes a waiting thread burn the time slice that the thread it waits for needs whenever
+another process shares the cores, and made a short training run up to 6× slower on the 2-core
+development machine (``benchmarks/train_startup.py``, ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+#: libgomp's spin count at a barrier before a waiting thread sleeps (default 300,000): a few microseconds.
+GOMP_SPINCOUNT = "1000"
+
 COMMAND_MODULES = (
     "cnnzoo.commands",  # list, info
-    "cnnzoo.train.cli",  # train, eval, demo (recipes when present)
+    "cnnzoo.train.cli",  # train, recipes, eval, demo
     "cnnzoo.analysis.cli",  # summary, compare
     "cnnzoo.scratch.cli",  # scratch train / scratch explain
 )
@@ -34,17 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that area is not built yet
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
+def calm_openmp(environ: dict[str, str] = os.environ) -> None:
+    """Set a short OpenMP spin (:data:`GOMP_SPINCOUNT`) unless the user chose a wait policy; it only
+    takes effect in a process that has not imported torch yet (libgomp reads it when it loads)."""
+    if "OMP_WAIT_POLICY" not in environ:
+        environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    calm_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

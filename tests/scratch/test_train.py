@@ -88,16 +88,9 @@ def test_run_directory_has_the_cnnzoo_train_shape(run_dir):
     assert s["test_top1"] >= 55.0, f"2 epochs on 2,000 images should clear 55%, got {s['test_top1']:.1f}%"
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == [
-        "epoch",
-        "train_loss",
-        "train_acc",
-        "test_loss",
-        "test_top1",
-        "lr",
-        "images_per_second",
-        "seconds",
-    ]
+    from cnnzoo.rundir import METRIC_CORE
+
+    assert tuple(rows[0]) == METRIC_CORE  # the run-directory contract's columns
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     cfg = json.loads((run_dir / "config.json").read_text())
@@ -145,8 +138,9 @@ def test_bad_options_are_clear_errors(kwargs, match, tmp_path):
 
 def test_the_torch_trainers_run_loader_opens_a_scratch_run(run_dir):
     """``cnnzoo eval DIR`` goes through ``cnnzoo.train.runs.load_run``: it must accept our run directory."""
-    runs = pytest.importorskip("cnnzoo.train.runs")
     from safetensors.numpy import load_file as load_np
+
+    from cnnzoo.train import runs
 
     model, cfg = runs.load_run(run_dir)
     assert cfg["engine"] == "numpy"

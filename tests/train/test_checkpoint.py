@@ -10,7 +10,8 @@ import torch
 
 from cnnzoo.cli import main
 from cnnzoo.io import sha256_file
-from cnnzoo.train.checkpoint import STATE, CheckpointError, load_checkpoint, save_checkpoint, save_weights
+from cnnzoo.rundir import STATE
+from cnnzoo.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import TrainingDivergedError, fit
 

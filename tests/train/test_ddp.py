@@ -1,4 +1,5 @@
-"""DDP through torchrun on the CPU: gloo, 2 processes on localhost, against a 1-process run."""
+"""DDP through torchrun on the CPU: gloo, 2 processes on localhost, against a 1-process run (with an
+EMA of the weights and a validation split, which must work across processes too)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ ARGS = [
     "1",
     "--seed",
     "0",
+    "--ema",
+    "0.9",
+    "--val-samples",
+    "200",
     "--no-progress",
 ]
 
@@ -77,6 +82,10 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     s2 = json.loads((multi / "summary.json").read_text())
     assert s2["world_size"] == 2 and s1["world_size"] == 1
     assert s2["steps"] == s1["steps"] == 2 * 32  # same global batch: 2000 / 64 -> 32 steps per epoch
+    for s in (s1, s2):
+        assert s["ema_sha256"] and s["reported_weights"] in ("raw", "ema") and s["val_samples"] == 200
+        assert 0 <= s["best_val_top1"] <= 100 and s["best_val_epoch"] in (1, 2)
+    assert abs(s2["ema_test_top1"] - s1["ema_test_top1"]) <= 2.0, (s1["ema_test_top1"], s2["ema_test_top1"])
     assert abs(s2["test_top1"] - s1["test_top1"]) <= 2.0, (s1["test_top1"], s2["test_top1"])
     cfg = json.loads((multi / "config.json").read_text())
     assert cfg["local_batch_size"] == 32 and cfg["batch_size"] == 64
@@ -100,7 +109,7 @@ def test_global_batch_must_divide_over_the_processes(tmp_path, monkeypatch):
 def test_the_sampler_shards_like_distributed_sampler(fashion_test):
     import torch
 
-    from cnnzoo.train.data_feed import DataFeed
+    from cnnzoo.data.feed import DataFeed
 
     ds = fashion_test.subset(101, seed=0)
     feed = DataFeed(ds, size=28, mode="none", in_chans=1, device=torch.device("cpu"))

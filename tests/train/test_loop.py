@@ -10,7 +10,8 @@ import torch
 
 from cnnzoo.cli import main
 from cnnzoo.io import sha256_file
-from cnnzoo.train.checkpoint import RunDirError, load_weights
+from cnnzoo.rundir import RunDirError
+from cnnzoo.train.checkpoint import load_weights
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import fit
 from cnnzoo.train.runs import load_run
@@ -20,8 +21,17 @@ from cnnzoo.train.runs import load_run
 def short_run(tmp_path_factory):
     """lenet5_relu on a 5k-image subset of real Fashion-MNIST, 2 short passes (~10k images)."""
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(model="lenet5_relu", epochs=2, train_samples=5000, batch_size=32, lr=0.05,
-                      warmup_epochs=0.1, seed=0, threads=1, out=str(out))
+    cfg = TrainConfig(
+        model="lenet5_relu",
+        epochs=2,
+        train_samples=5000,
+        batch_size=32,
+        lr=0.05,
+        warmup_epochs=0.1,
+        seed=0,
+        threads=1,
+        out=str(out),
+    )
     return out, fit(cfg, progress=False)
 
 
@@ -81,14 +91,40 @@ def test_truncated_and_foreign_weights_are_clear_errors(short_run, tmp_path):
 
 def test_cli_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CNNZOO_DATA", raising=False)
-    assert main(["train", "lenet5_relu", "--data-dir", str(tmp_path), "--epochs", "1", "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "lenet5_relu",
+                "--data-dir",
+                str(tmp_path),
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "apt-get install dataset-fashion-mnist" in err and "Traceback" not in err
     assert main(["train", "lenet5x", "--epochs", "1"]) == 2
     assert "Did you mean: lenet5" in capsys.readouterr().err
-    assert main(["train", "lenet5_relu", "--input-size", "16", "--train-samples", "10",
-                 "--out", str(tmp_path / "p")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "lenet5_relu",
+                "--input-size",
+                "16",
+                "--train-samples",
+                "10",
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 2
+    )
     assert "minimum input size 32" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "nope")]) == 2
     assert "run directory not found" in capsys.readouterr().err
@@ -99,8 +135,16 @@ def test_cli_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
 def test_divergence_stops_with_a_clear_message(tmp_path):
     from cnnzoo.train.loop import TrainingDivergedError
 
-    cfg = TrainConfig(model="lenet5_relu", epochs=1, train_samples=2000, lr=1e6, momentum=0.0,
-                      warmup_epochs=0, threads=1, out=str(tmp_path))
+    cfg = TrainConfig(
+        model="lenet5_relu",
+        epochs=1,
+        train_samples=2000,
+        lr=1e6,
+        momentum=0.0,
+        warmup_epochs=0,
+        threads=1,
+        out=str(tmp_path),
+    )
     with pytest.raises(TrainingDivergedError, match="lower --lr"):
         fit(cfg, progress=False)
 
@@ -108,14 +152,25 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
 def test_lenet5_1998_trains_with_its_rbf_output(tmp_path):
     torch.manual_seed(0)
     # CE over negative RBF distances is stiff: lr 0.002 at batch 16 is stable (5k images -> ~79%)
-    s = fit(TrainConfig(model="lenet5", epochs=1, train_samples=5000, batch_size=16, lr=0.002,
-                        warmup_epochs=0, threads=1, out=str(tmp_path)), progress=False)
+    s = fit(
+        TrainConfig(
+            model="lenet5",
+            epochs=1,
+            train_samples=5000,
+            batch_size=16,
+            lr=0.002,
+            warmup_epochs=0,
+            threads=1,
+            out=str(tmp_path),
+        ),
+        progress=False,
+    )
     assert s["test_top1"] >= 65.0  # chance is 10%
 
 
 def test_amp_choice_per_device():
     from cnnzoo.errors import ConfigError
-    from cnnzoo.train.loop import resolve_amp
+    from cnnzoo.train.setup import resolve_amp
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_amp("auto", cpu) is None and resolve_amp("off", cuda) is None
@@ -126,11 +181,30 @@ def test_amp_choice_per_device():
 
 def test_features_together_bf16_channels_last_tta_iterations(tmp_path):
     """AdamW, a multistep schedule in iterations, bf16 autocast, channels_last, augmentation and flip TTA."""
-    cfg = TrainConfig(model="lenet5_relu", iterations=10, train_samples=256, test_samples=200, batch_size=32,
-                      optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="multistep", milestones=(5,),
-                      milestone_unit="iter", warmup_epochs=0, amp="bf16", channels_last=True, hflip=True,
-                      crop_padding=2, random_erasing=0.25, eval_mode="flip", label_smoothing=0.1,
-                      no_decay_bn_bias=True, threads=1, out=str(tmp_path))
+    cfg = TrainConfig(
+        model="lenet5_relu",
+        iterations=10,
+        train_samples=256,
+        test_samples=200,
+        batch_size=32,
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=0.01,
+        schedule="multistep",
+        milestones=(5,),
+        milestone_unit="iter",
+        warmup_epochs=0,
+        amp="bf16",
+        channels_last=True,
+        hflip=True,
+        crop_padding=2,
+        random_erasing=0.25,
+        eval_mode="flip",
+        label_smoothing=0.1,
+        no_decay_bn_bias=True,
+        threads=1,
+        out=str(tmp_path),
+    )
     s = fit(cfg, progress=False, report=False)
     assert s["steps"] == 10 and s["epochs"] == 2  # 8 steps per epoch: the run stops inside epoch 2
     assert s["amp"] == "bfloat16" and s["eval_mode"] == "flip"
@@ -155,9 +229,21 @@ def test_eval_every_and_progressive_resizing(tmp_path, monkeypatch):
         return real(x, *a, **k)
 
     monkeypatch.setattr(F, "interpolate", spy)
-    cfg = TrainConfig(model="resnet8", epochs=3, train_samples=128, test_samples=100, batch_size=64,
-                      lr=0.05, warmup_epochs=0, eval_every=2, progressive_sizes=(20, 24), input_size=28,
-                      channels_last=True, threads=1, out=str(tmp_path))
+    cfg = TrainConfig(
+        model="resnet8",
+        epochs=3,
+        train_samples=128,
+        test_samples=100,
+        batch_size=64,
+        lr=0.05,
+        warmup_epochs=0,
+        eval_every=2,
+        progressive_sizes=(20, 24),
+        input_size=28,
+        channels_last=True,
+        threads=1,
+        out=str(tmp_path),
+    )
     s = fit(cfg, progress=False)
     assert seen == [20, 20, 24, 24]  # two steps per epoch; epoch 3 runs at the native 28x28
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -166,14 +252,55 @@ def test_eval_every_and_progressive_resizing(tmp_path, monkeypatch):
     assert s["test_top1"] == float(rows[-1]["test_top1"])
     assert (tmp_path / "curves.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="minimum input size"):
-        fit(TrainConfig(model="resnet8", epochs=1, progressive_sizes=(4,), train_samples=64,
-                        test_samples=64, out=str(tmp_path / "small")), progress=False)
+        fit(
+            TrainConfig(
+                model="resnet8",
+                epochs=1,
+                progressive_sizes=(4,),
+                train_samples=64,
+                test_samples=64,
+                out=str(tmp_path / "small"),
+            ),
+            progress=False,
+        )
 
 
-def test_eval_every_refuses_the_plateau_schedule():
+def test_progressive_sizes_must_be_sides():
     from cnnzoo.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--eval-every 1"):
-        TrainConfig(schedule="plateau", eval_every=2).validate()
     with pytest.raises(ConfigError, match="progressive sizes"):
         TrainConfig(progressive_sizes=(0,)).validate()
+
+
+def test_a_streamed_imagefolder_run_goes_through_the_same_loop(tmp_path):
+    """The ImageFolder feed behind the same steps: a held-out split, an EMA, the report."""
+    from PIL import Image
+
+    for split, n in (("train", 8), ("val", 3)):
+        for k, c in enumerate(("ant", "bee", "cow")):
+            d = tmp_path / "tree" / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (40, 36), (90 * k, 25 * i, 30)).save(d / f"{i}.png")
+    cfg = TrainConfig(
+        model="lenet5_relu",
+        data="imagefolder",
+        data_dir=str(tmp_path / "tree"),
+        input_size=32,
+        epochs=2,
+        batch_size=4,
+        val_samples=6,
+        workers=0,
+        threads=1,
+        ema=0.5,
+        schedule="plateau",
+        warmup_epochs=0,
+        out=str(tmp_path / "run"),
+    )
+    s = fit(cfg, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [5, 10]  # 24 - 6 held out = 18 images, batch 4
+    assert all(0 <= float(r["val_top1"]) <= 100 for r in rows)
+    assert s["val_samples"] == 6 and s["best_val_epoch"] in (1, 2) and s["ema_sha256"]
+    assert sum(s["per_class_top1"].values()) >= 0 and list(s["per_class_top1"]) == ["ant", "bee", "cow"]
+    assert (tmp_path / "run" / "confusion_matrix.png").is_file()

@@ -101,7 +101,9 @@ def test_frozen_parameters_are_skipped_and_default_is_one_group():
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(name="rmsprop"), "sgd, adam, adamw"),
+        (dict(name="lamb"), "sgd, adam, adamw, rmsprop, rmsprop_tf"),
+        (dict(name="rmsprop_tf", eps=0.0), "eps"),
+        (dict(name="rmsprop", alpha=1.0), "alpha"),
         (dict(name="sgd", lr=0.0), "lr"),
         (dict(name="sgd", momentum=1.0), "momentum"),
         (dict(name="adam", betas=(0.9, 1.0)), "betas"),
@@ -110,3 +112,81 @@ def test_frozen_parameters_are_skipped_and_default_is_one_group():
 def test_bad_optimizer_configs(kw, match):
     with pytest.raises(ConfigError, match=match):
         build_optimizer(_net(), **{**KW, **kw})
+
+
+def _tf_rmsprop_reference(p, grads, lrs, *, alpha, eps, momentum, wd):
+    """TensorFlow's ApplyRMSProp, written out: ms from 1, eps inside the root, lr inside the momentum."""
+    ms, mom = torch.ones_like(p), torch.zeros_like(p)
+    out = []
+    for g, lr in zip(grads, lrs, strict=True):
+        g = g + wd * p
+        ms = ms + (g * g - ms) * (1 - alpha)
+        mom = momentum * mom + lr * g / torch.sqrt(ms + eps)
+        p = p - mom
+        out.append(p.clone())
+    return out
+
+
+@pytest.mark.parametrize("momentum, wd", [(0.9, 1e-5), (0.0, 0.0)])
+def test_rmsprop_tf_matches_timm_and_the_tf_update_step_for_step(momentum, wd):
+    timm_optim = pytest.importorskip("timm.optim")
+    torch.manual_seed(0)
+    p0 = torch.randn(5, 3, dtype=torch.float64)
+    grads = [torch.randn(5, 3, dtype=torch.float64) * 10 ** (-k % 3) for k in range(12)]
+    lrs = [0.016 * (0.97**k) for k in range(12)]  # a decaying lr: TF keeps the lr inside the momentum
+    ours = torch.nn.Parameter(p0.clone())
+    ref = torch.nn.Parameter(p0.clone())
+    kw = dict(alpha=0.9, eps=1e-3, momentum=momentum, weight_decay=wd)  # EfficientNet's settings
+    a = build_optimizer(
+        torch.nn.ParameterList([ours]),
+        name="rmsprop_tf",
+        lr=lrs[0],
+        nesterov=False,
+        **{k: v for k, v in kw.items()},
+    )
+    b = timm_optim.RMSpropTF([ref], lr=lrs[0], **kw, lr_in_momentum=True)
+    hand = _tf_rmsprop_reference(p0.clone(), grads, lrs, alpha=0.9, eps=1e-3, momentum=momentum, wd=wd)
+    for g, lr, want in zip(grads, lrs, hand, strict=True):
+        for opt, p in ((a, ours), (b, ref)):
+            opt.param_groups[0]["lr"] = lr
+            p.grad = g.clone()
+            opt.step()
+        torch.testing.assert_close(ours.detach(), ref.detach(), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(ours.detach(), want, rtol=1e-12, atol=1e-14)
+    assert torch.equal(a.state[ours]["square_avg"], b.state[ref]["square_avg"])
+
+
+def test_rmsprop_tf_differs_from_pytorchs_rmsprop():
+    """Same numbers, different update: PyTorch's eps is outside the root and its average starts at 0."""
+    torch.manual_seed(0)
+    p0, g = torch.randn(4), torch.randn(4) * 1e-3
+    after = {}
+    for name in ("rmsprop", "rmsprop_tf"):
+        p = torch.nn.Parameter(p0.clone())
+        opt = build_optimizer(
+            torch.nn.ParameterList([p]),
+            name=name,
+            lr=0.01,
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=0.0,
+            alpha=0.9,
+            eps=1e-3,
+        )
+        assert type(opt).__name__ == ("RMSprop" if name == "rmsprop" else "RMSpropTF")
+        assert opt.param_groups[0]["alpha"] == 0.9 and opt.param_groups[0]["eps"] == 1e-3
+        p.grad = g.clone()
+        opt.step()
+        after[name] = p.detach() - p0
+    # first step: torch moves lr·g/(sqrt(0.1 g²) + eps); TF moves lr·g/sqrt(0.9 + 0.1 g² + eps) ≈ lr·g
+    torch.testing.assert_close(after["rmsprop_tf"], -0.01 * g / torch.sqrt(0.9 + 0.1 * g * g + 1e-3))
+    assert (after["rmsprop"].abs() > 10 * after["rmsprop_tf"].abs()).all()
+
+
+def test_optimizer_defaults_for_alpha_and_eps():
+    tf = build_optimizer(_net(), name="rmsprop_tf", **KW)
+    pt = build_optimizer(_net(), name="rmsprop", **KW)
+    adam = build_optimizer(_net(), name="adam", eps=1e-6, **KW)
+    assert (tf.param_groups[0]["alpha"], tf.param_groups[0]["eps"]) == (0.9, 1e-10)  # TensorFlow's
+    assert (pt.param_groups[0]["alpha"], pt.param_groups[0]["eps"]) == (0.99, 1e-8)  # PyTorch's
+    assert tf.param_groups[0]["momentum"] == 0.9 and adam.param_groups[0]["eps"] == 1e-6

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnzoo.train.checkpoint import STATE, load_checkpoint
+from cnnzoo.rundir import STATE
+from cnnzoo.train.checkpoint import load_checkpoint
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import TrainingInterrupted, fit
 

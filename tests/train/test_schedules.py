@@ -136,7 +136,7 @@ def test_plateau_floor_and_missing_metric():
     )
     assert min(c) == pytest.approx(0.01)
     sched = build_schedule(_opt(), name="plateau", steps_per_epoch=1, total_steps=5)
-    with pytest.raises(ValueError, match="test loss"):
+    with pytest.raises(ValueError, match="validation loss"):
         sched.step_epoch(None)
 
 

@@ -24,6 +24,8 @@ _EXPORTS = {
     "write_idx": "idx",
     "adapt_images": "transforms",
     "resolve_input": "transforms",
+    "DataFeed": "feed",
+    "Feed": "feed",
     "ImageFolderFeed": "imagefolder",
     "read_cifar_batch": "cifar",
 }

@@ -11,8 +11,9 @@ reproducible and resumable whatever the number of workers.
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.data.datasets import DatasetFormatError, DatasetNotFoundError
+from cnnzoo.data.feed import epoch_order, shard_bounds
 
 __all__ = ["ImageFolderFeed", "find_split_dir", "IMAGE_EXTENSIONS"]
 
@@ -74,7 +76,7 @@ class _Decoded(torch.utils.data.Dataset):
 
 
 class ImageFolderFeed:
-    """Batches ``(inputs, targets)`` streamed from an ImageFolder split, same interface as DataFeed.
+    """A :class:`cnnzoo.data.feed.Feed` streamed from an ImageFolder split (decoded by DataLoader workers).
 
     Args:
         root: the tree's root (holding ``train/`` and ``val/``).
@@ -85,6 +87,7 @@ class ImageFolderFeed:
         device: where batches go.
         workers: DataLoader worker processes decoding images.
         classes: class names to enforce (the train split's, for the test split).
+        memory_format: of the input batches.
     """
 
     def __init__(
@@ -117,12 +120,15 @@ class ImageFolderFeed:
         )
         if not samples:
             raise DatasetFormatError(f"{self.dir}: no images with extensions {IMAGE_EXTENSIONS}")
-        self.data = _Decoded(samples, size)
-        self.size, self.in_chans, self.mean, self.std = size, in_chans, mean, std
+        self.size, self.in_chans, self.mean, self.std = size, in_chans, tuple(mean), tuple(std)
         self.device = torch.device(device)
         self.workers = workers
         self.memory_format = memory_format
-        self.labels = torch.tensor([s[1] for s in samples])
+        self._set_samples(samples)
+
+    def _set_samples(self, samples: list[tuple[str, int]]) -> None:
+        self.data = _Decoded(samples, self.size)
+        self.labels = torch.tensor([s[1] for s in samples], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -133,7 +139,12 @@ class ImageFolderFeed:
 
     @property
     def channels(self) -> int:
-        return 3
+        return 3  # decoded as RGB
+
+    def select(self, indices: Sequence[int] | Tensor) -> ImageFolderFeed:
+        out = copy.copy(self)
+        out._set_samples([self.data.samples[int(i)] for i in indices])
+        return out
 
     def num_batches(self, batch_size: int, *, world: int = 1) -> int:
         return -(-(len(self) // world if world > 1 else len(self)) // batch_size)
@@ -151,6 +162,17 @@ class ImageFolderFeed:
             memory_format=self.memory_format,
         )
 
+    def _load(self, chunks: list[list[int]]) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = torch.utils.data.DataLoader(
+            self.data,
+            batch_sampler=chunks,
+            num_workers=self.workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+        for x, y in loader:
+            yield self._normalise(x), y.to(self.device, non_blocking=True)
+
     def batches(
         self,
         batch_size: int,
@@ -161,19 +183,12 @@ class ImageFolderFeed:
         rank: int = 0,
         world: int = 1,
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield batches from ``start`` (in batches); shards like DistributedSampler when ``world > 1``."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        if world > 1:
-            order = order[: n - n % world][rank::world]  # equal shards, as DistributedSampler(drop_last)
-        order = order[start * batch_size :].tolist()
-        chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        loader = torch.utils.data.DataLoader(
-            self.data,
-            batch_sampler=chunks,
-            num_workers=self.workers,
-            persistent_workers=False,
-            pin_memory=self.device.type == "cuda",
-        )
-        for x, y in loader:
-            yield self._normalise(x), y.to(self.device, non_blocking=True)
+        """Yield batches from ``start`` (in batches), in :func:`cnnzoo.data.feed.epoch_order`."""
+        order = epoch_order(len(self), shuffle=shuffle, generator=generator, rank=rank, world=world)
+        order = (torch.arange(len(self)) if order is None else order)[start * batch_size :].tolist()
+        yield from self._load([order[i : i + batch_size] for i in range(0, len(order), batch_size)])
+
+    def shard(self, batch_size: int, *, rank: int, world: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Evaluation batches of rank ``rank``: a contiguous slice, nothing dropped."""
+        lo, hi = shard_bounds(len(self), rank, world)
+        yield from self._load([list(range(i, min(i + batch_size, hi))) for i in range(lo, hi, batch_size)])

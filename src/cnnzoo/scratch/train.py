@@ -7,12 +7,12 @@ decay, batch 128) and so does the input: the
 dataset's mean/std, like ``cnnzoo.data.adapt_images``. The run directory has the same files:
 ``weights.safetensors`` (the torch model's ``state_dict`` keys, so ``cnnzoo eval DIR`` and
 ``cnnzoo.train.runs.load_run`` open it), ``config.json``, ``metrics.csv`` and ``summary.json``
-(with ``"engine": "numpy"``). No torch.
+(with ``"engine": "numpy"``): the run-directory contract of :mod:`cnnzoo.rundir`, shared with
+``cnnzoo train``. No torch.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnzoo.errors import CnnzooError, ConfigError
-from cnnzoo.io import atomic_write, atomic_write_json, sha256_file
+from cnnzoo.errors import ConfigError
+from cnnzoo.io import atomic_write, sha256_file
+from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError
 from cnnzoo.scratch import ops
 from cnnzoo.scratch.blas import get_blas_threads, set_blas_threads
 from cnnzoo.scratch.layers import Sequential
@@ -35,27 +36,13 @@ from cnnzoo.scratch.parallel import DataParallel
 
 __all__ = ["ScratchTrainConfig", "fit", "prepare_images", "evaluate", "save_weights", "TrainingDivergedError"]
 
-WEIGHTS, CONFIG, SUMMARY, METRICS = "weights.safetensors", "config.json", "summary.json", "metrics.csv"
-METRIC_FIELDS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_top1",
-    "lr",
-    "images_per_second",
-    "seconds",
-)
+METRIC_FIELDS = METRIC_CORE  # the run directory's columns, nothing engine-specific
 
 
 #: Peak learning rates for the recipe. The 1998 network's RBF output gives cross-entropy logits of
 #: size ~100 (negative squared distances), so it needs a much smaller step: on 10k images, one
 #: epoch reaches 26 % at lr 0.05, 29 % at 0.01 and 77 % at 0.002.
 DEFAULT_LR = {"lenet5_relu": 0.05, "lenet5": 0.002}
-
-
-class TrainingDivergedError(CnnzooError, RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -140,9 +127,9 @@ def _lr_at(cfg: ScratchTrainConfig, step: int, total: int, steps_per_epoch: int)
 def evaluate(
     net: Sequential, images: np.ndarray, labels: np.ndarray, *, side: int, mean, std, batch_size: int = 1000
 ) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy (percent) of ``net`` in eval mode."""
+    """Mean cross-entropy, top-1 and top-5 accuracy (percent) of ``net`` in eval mode."""
     net.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, correct5 = 0.0, 0, 0
     for i in range(0, len(labels), batch_size):
         x = prepare_images(images[i : i + batch_size], side=side, mean=mean, std=std)
         y = labels[i : i + batch_size]
@@ -150,9 +137,12 @@ def evaluate(
         loss, _ = ops.softmax_cross_entropy(z, y)
         loss_sum += loss * len(y)
         correct += int((z.argmax(1) == y).sum())
+        k = min(5, z.shape[1])
+        top = np.argpartition(-z, k - 1, axis=1)[:, :k]
+        correct5 += int((top == y[:, None]).any(1).sum())
     net.train()
     n = max(len(labels), 1)
-    return {"loss": loss_sum / n, "top1": 100.0 * correct / n}
+    return {"loss": loss_sum / n, "top1": 100.0 * correct / n, "top5": 100.0 * correct5 / n}
 
 
 def save_weights(net: Sequential, path: str | Path) -> str:
@@ -160,9 +150,7 @@ def save_weights(net: Sequential, path: str | Path) -> str:
     from safetensors.numpy import save_file
 
     state = {k: np.ascontiguousarray(v) for k, v in net.state_dict().items()}
-    atomic_write(
-        path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"})
-    )
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     return sha256_file(path)
 
 
@@ -173,70 +161,10 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.
     return x[idx], y[idx]
 
 
-def fit(cfg: ScratchTrainConfig, *, console=None, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg.model`` with the NumPy engine and write the run directory; return the summary."""
-    from rich.console import Console
+def _progress(console, enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cnnzoo.data import load_arrays
-
-    cfg.validate()
-    if cfg.lr is None:
-        cfg = dataclasses.replace(cfg, lr=DEFAULT_LR.get(cfg.model, 0.05))
-    console = console or Console()
-    t_start = time.perf_counter()
-    if cfg.threads or cfg.workers > 1:
-        set_blas_threads(cfg.threads or 1)
-    net = create_net(cfg.model, seed=cfg.seed)  # fails early, before loading data, on a bad name
-    out = Path(cfg.out) if cfg.out else Path("runs") / f"scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    xtr, ytr, spec, _ = load_arrays(cfg.data, "train", data_dir=cfg.data_dir)
-    xte, yte, _, _ = load_arrays(cfg.data, "test", data_dir=cfg.data_dir)
-    xtr, ytr = _subset(xtr, ytr, cfg.train_samples, cfg.seed)
-    xte, yte = _subset(xte, yte, cfg.test_samples, cfg.seed + 1)
-    num_classes, in_chans = len(spec.classes), xtr.shape[1]
-    if num_classes != 10 or in_chans != 1:
-        net = create_net(cfg.model, num_classes=num_classes, in_chans=in_chans, seed=cfg.seed)
-    side, mean, std = 32, spec.mean, spec.std
-    if xtr.shape[-1] > side:
-        raise ConfigError(
-            f"{cfg.model} takes 32x32 inputs; {spec.name} images are {xtr.shape[-1]} pixels wide"
-        )
-
-    opt = SGD(
-        net,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.nesterov and cfg.momentum > 0,
-    )
-    runner = DataParallel(net, cfg.workers, cfg.micro_batch)
-    n = len(ytr)
-    steps_per_epoch = -(-n // cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    rng = np.random.default_rng(cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = {
-        **dataclasses.asdict(cfg),
-        "engine": "numpy",
-        "out": str(out),
-        "input_size": side,
-        "input_mode": "pad",
-        "num_classes": num_classes,
-        "in_chans": in_chans,
-        "model_kwargs": {},
-        "weights_file": WEIGHTS,
-    }
-    atomic_write_json(out / CONFIG, resolved)
-    console.print(
-        f"[bold]cnnzoo scratch train[/] {cfg.model} ({net.num_params():,} params, NumPy engine) on "
-        f"{spec.name}: {n:,} train / {len(yte):,} test images, input {side}x{side} (pad), "
-        f"{cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size} -> {out}"
-    )
-    metrics_path = out / METRICS
-    with open(metrics_path, "w", newline="") as f:
-        csv.writer(f).writerow(METRIC_FIELDS)
-
-    bar = Progress(
+    return Progress(
         TextColumn("[bold]epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -245,91 +173,210 @@ def fit(cfg: ScratchTrainConfig, *, console=None, progress: bool = True) -> dict
         ),
         TimeRemainingColumn(),
         console=console,
-        disable=not progress,
+        disable=not enabled,
         transient=True,
     )
-    step, train_seconds, train_images, last = 0, 0.0, 0, {}
-    net.train()
-    with bar:
-        task = bar.add_task("train", total=total_steps, epoch=f"1/{cfg.epochs}", loss=0.0, acc=0.0, ips=0.0)
-        for epoch in range(1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            order = rng.permutation(n)
-            loss_sum, correct, seen = 0.0, 0, 0
-            for i in range(0, n, cfg.batch_size):
-                idx = np.sort(order[i : i + cfg.batch_size])  # sorted: a friendlier gather, same batch
-                x = prepare_images(xtr[idx], side=side, mean=mean, std=std)
-                y = ytr[idx]
-                loss, z = runner.step(x, y)  # forward, loss and backward (micro-batches, threads)
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"loss became {loss} at epoch {epoch}, step {step}; lower --lr (now {cfg.lr})"
-                    )
-                opt.lr = _lr_at(cfg, step, total_steps, steps_per_epoch)
-                opt.step()
-                step += 1
-                loss_sum += loss * len(y)
-                correct += int((z.argmax(1) == y).sum())
-                seen += len(y)
-                if step % 10 == 0 or i + cfg.batch_size >= n:
-                    bar.update(
-                        task,
-                        completed=step,
-                        epoch=f"{epoch}/{cfg.epochs}",
-                        loss=loss_sum / seen,
-                        acc=100.0 * correct / seen,
-                        ips=seen / max(time.perf_counter() - t0, 1e-9),
-                    )
-            epoch_train = time.perf_counter() - t0
-            train_seconds += epoch_train
-            train_images += seen
-            ev = evaluate(net, xte, yte, side=side, mean=mean, std=std, batch_size=cfg.eval_batch_size)
-            last = {
-                "epoch": epoch,
-                "train_loss": loss_sum / seen,
-                "train_acc": 100.0 * correct / seen,
-                "test_loss": ev["loss"],
-                "test_top1": ev["top1"],
-                "lr": opt.lr,
-                "images_per_second": seen / epoch_train,
-                "seconds": time.perf_counter() - t0,
-            }
-            with open(metrics_path, "a", newline="") as f:
-                csv.writer(f).writerow(
-                    [f"{last[k]:.6g}" if isinstance(last[k], float) else last[k] for k in METRIC_FIELDS]
-                )
-            console.print(
-                f"epoch {epoch:>3}/{cfg.epochs}  train loss {last['train_loss']:.4f} "
-                f"acc {last['train_acc']:5.2f}%  test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}%  "
-                f"{last['images_per_second']:,.0f} img/s  {last['seconds']:.1f} s"
-            )
 
-    runner.close()
-    sha = save_weights(net, out / WEIGHTS)
+
+@dataclass
+class _Run:
+    """A scratch run's fixed parts: config, data, network, optimizer, data-parallel runner, directory."""
+
+    cfg: ScratchTrainConfig
+    run_dir: RunDir
+    xtr: np.ndarray
+    ytr: np.ndarray
+    xte: np.ndarray
+    yte: np.ndarray
+    spec: Any
+    net: Sequential
+    opt: SGD
+    runner: DataParallel
+    side: int = 32
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.ytr) // self.cfg.batch_size)
+
+
+def _setup(cfg: ScratchTrainConfig) -> _Run:
+    """The data, the network (built first: a bad name fails before loading data) and the optimizer."""
+    from cnnzoo.data import load_arrays
+
+    if cfg.threads or cfg.workers > 1:
+        set_blas_threads(cfg.threads or 1)
+    net = create_net(cfg.model, seed=cfg.seed)
+    out = Path(cfg.out) if cfg.out else Path("runs") / f"scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    xtr, ytr, spec, _ = load_arrays(cfg.data, "train", data_dir=cfg.data_dir)
+    xte, yte, _, _ = load_arrays(cfg.data, "test", data_dir=cfg.data_dir)
+    xtr, ytr = _subset(xtr, ytr, cfg.train_samples, cfg.seed)
+    xte, yte = _subset(xte, yte, cfg.test_samples, cfg.seed + 1)
+    num_classes, in_chans = len(spec.classes), xtr.shape[1]
+    if num_classes != 10 or in_chans != 1:
+        net = create_net(cfg.model, num_classes=num_classes, in_chans=in_chans, seed=cfg.seed)
+    if xtr.shape[-1] > 32:
+        raise ConfigError(
+            f"{cfg.model} takes 32x32 inputs; {spec.name} images are {xtr.shape[-1]} pixels wide"
+        )
+    opt = SGD(
+        net,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+    )
+    runner = DataParallel(net, cfg.workers, cfg.micro_batch)
+    return _Run(cfg, RunDir(out), xtr, ytr, xte, yte, spec, net, opt, runner)
+
+
+def _train_epoch(r: _Run, epoch: int, step: int, rng: np.random.Generator, bar, task) -> tuple[dict, int]:
+    """One pass over the training set from optimizer step ``step``; returns its sums and the new step."""
+    cfg, n = r.cfg, len(r.ytr)
+    total = r.steps_per_epoch * cfg.epochs
+    t0 = time.perf_counter()
+    order = rng.permutation(n)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for i in range(0, n, cfg.batch_size):
+        idx = np.sort(order[i : i + cfg.batch_size])  # sorted: a friendlier gather, same batch
+        x = prepare_images(r.xtr[idx], side=r.side, mean=r.spec.mean, std=r.spec.std)
+        y = r.ytr[idx]
+        loss, z = r.runner.step(x, y)  # forward, loss and backward (micro-batches, threads)
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss became {loss} at epoch {epoch}, step {step}; lower --lr (now {cfg.lr})"
+            )
+        r.opt.lr = _lr_at(cfg, step, total, r.steps_per_epoch)
+        r.opt.step()
+        step += 1
+        loss_sum += loss * len(y)
+        correct += int((z.argmax(1) == y).sum())
+        seen += len(y)
+        if step % 10 == 0 or i + cfg.batch_size >= n:
+            ips = seen / max(time.perf_counter() - t0, 1e-9)
+            bar.update(
+                task,
+                completed=step,
+                epoch=f"{epoch}/{cfg.epochs}",
+                loss=loss_sum / seen,
+                acc=100.0 * correct / seen,
+                ips=ips,
+            )
+    return {
+        "loss": loss_sum / seen,
+        "top1": 100.0 * correct / seen,
+        "seen": seen,
+        "seconds": time.perf_counter() - t0,
+    }, step
+
+
+def _write_summary(
+    r: _Run, last: dict[str, Any], *, sha: str, wall: float, train_seconds: float, images: int
+):
+    cfg = r.cfg
     summary = {
         "model": cfg.model,
-        "data": spec.name,
+        "data": r.spec.name,
         "engine": "numpy",
         "epochs": cfg.epochs,
+        "steps": last["step"],
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
         "seed": cfg.seed,
         "test_top1": last["test_top1"],
+        "test_top5": last["test_top5"],
         "test_loss": last["test_loss"],
         "train_loss": last["train_loss"],
-        "wall_seconds": time.perf_counter() - t_start,
+        "wall_seconds": wall,
         "train_seconds": train_seconds,
-        "images_per_second": train_images / max(train_seconds, 1e-9),
+        "images_per_second": images / max(train_seconds, 1e-9),
         "weights_sha256": sha,
-        "weights_file": WEIGHTS,
-        "params": net.num_params(),
+        "weights_file": r.run_dir.weights.name,
+        "params": r.net.num_params(),
         "threads": get_blas_threads(),
         "workers": cfg.workers,
         "micro_batch": cfg.micro_batch,
         "numpy": np.__version__,
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
-        "out": str(out),
+        "out": str(r.run_dir.path),
     }
-    atomic_write_json(out / SUMMARY, summary)
+    r.run_dir.write_summary(summary)
     return summary
+
+
+def fit(cfg: ScratchTrainConfig, *, console=None, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg.model`` with the NumPy engine and write the run directory; return the summary."""
+    from rich.console import Console
+
+    cfg.validate()
+    if cfg.lr is None:
+        cfg = dataclasses.replace(cfg, lr=DEFAULT_LR.get(cfg.model, 0.05))
+    console = console or Console()
+    t_start = time.perf_counter()
+    r = _setup(cfg)
+    r.run_dir.mkdir().write_config(
+        {
+            **dataclasses.asdict(cfg),
+            "engine": "numpy",
+            "out": str(r.run_dir.path),
+            "input_size": r.side,
+            "input_mode": "pad",
+            "num_classes": len(r.spec.classes),
+            "in_chans": r.xtr.shape[1],
+            "model_kwargs": {},
+            "weights_file": r.run_dir.weights.name,
+        }
+    )
+    n, spe = len(r.ytr), r.steps_per_epoch
+    console.print(
+        f"[bold]cnnzoo scratch train[/] {cfg.model} ({r.net.num_params():,} params, NumPy engine) on "
+        f"{r.spec.name}: {n:,} train / {len(r.yte):,} test images, input {r.side}x{r.side} (pad), "
+        f"{cfg.epochs} epochs x {spe} steps, batch {cfg.batch_size} -> {r.run_dir.path}"
+    )
+    rows: list[dict[str, Any]] = []
+    r.run_dir.write_metrics(METRIC_FIELDS, rows)
+    step, train_seconds, train_images = 0, 0.0, 0
+    rng = np.random.default_rng(cfg.seed)
+    r.net.train()
+    with _progress(console, progress) as bar:
+        task = bar.add_task(
+            "train", total=spe * cfg.epochs, epoch=f"1/{cfg.epochs}", loss=0.0, acc=0.0, ips=0.0
+        )
+        for epoch in range(1, cfg.epochs + 1):
+            tr, step = _train_epoch(r, epoch, step, rng, bar, task)
+            train_seconds += tr["seconds"]
+            train_images += tr["seen"]
+            ev = evaluate(
+                r.net,
+                r.xte,
+                r.yte,
+                side=r.side,
+                mean=r.spec.mean,
+                std=r.spec.std,
+                batch_size=cfg.eval_batch_size,
+            )
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "step": step,
+                    "train_loss": tr["loss"],
+                    "train_top1": tr["top1"],
+                    "test_loss": ev["loss"],
+                    "test_top1": ev["top1"],
+                    "test_top5": ev["top5"],
+                    "lr": r.opt.lr,
+                    "images_per_second": tr["seen"] / tr["seconds"],
+                    "epoch_seconds": tr["seconds"],
+                    "elapsed_seconds": time.perf_counter() - t_start,
+                }
+            )
+            r.run_dir.write_metrics(METRIC_FIELDS, rows)
+            console.print(
+                f"epoch {epoch:>3}/{cfg.epochs}  train loss {tr['loss']:.4f} acc {tr['top1']:5.2f}%  "
+                f"test loss {ev['loss']:.4f} top1 {ev['top1']:5.2f}%  "
+                f"{rows[-1]['images_per_second']:,.0f} img/s  {tr['seconds']:.1f} s"
+            )
+    r.runner.close()
+    sha = save_weights(r.net, r.run_dir.weights)
+    wall = time.perf_counter() - t_start
+    return _write_summary(r, rows[-1], sha=sha, wall=wall, train_seconds=train_seconds, images=train_images)

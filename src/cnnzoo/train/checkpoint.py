@@ -1,17 +1,9 @@
-"""Run directories: weights (safetensors), config and summary (JSON), written atomically.
+"""Weights and checkpoints on disk: safetensors for tensors, ``torch.load(weights_only=True)`` for state.
 
-Layout of a run directory::
-
-    config.json          the resolved TrainConfig plus the model's default config
-    weights.safetensors  final weights (state_dict keys), no pickle
-    metrics.csv          one row per epoch
-    summary.json         test_top1, wall_seconds, epochs, images_per_second, weights_sha256, ...
-    best.safetensors     the weights of the epoch with the best test top-1
-    ckpt-STEP.safetensors  the latest checkpoint's weights (STEP = optimizer steps done)
-    train_state.pt       the latest checkpoint's training state: optimizer, schedule, scaler, RNG
-                         states, sampler position, metrics so far; it names its weights file and
-                         their sha256, and is loaded with ``torch.load(weights_only=True)``
-    confusion_matrix.{csv,png}, misclassified.png, curves.png   the end-of-run report
+The file names are the run directory's (:mod:`cnnzoo.rundir`). A checkpoint is ``ckpt-STEP.safetensors``
+(the weights) plus ``train_state.pt`` (a :class:`cnnzoo.train.state.RunState`'s ``state_dict``: optimizer,
+schedule, scaler, EMA, RNG states, position, metrics so far, best validation record), which names its
+weights file and their sha256.
 
 A checkpoint is written weights first (a new file), then the state (atomically replacing the old
 one), then the previous weights file is deleted: a crash at any point leaves one consistent
@@ -20,7 +12,6 @@ checkpoint, and a NaN never reaches disk because the loop checks the loss before
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +20,12 @@ from torch import nn
 
 from cnnzoo.errors import CnnzooError
 from cnnzoo.io import atomic_write, sha256_file
+from cnnzoo.rundir import RunDir, RunDirError
 
-__all__ = [
-    "RunDirError",
-    "CheckpointError",
-    "save_weights",
-    "load_weights",
-    "read_json",
-    "save_checkpoint",
-    "load_checkpoint",
-    "has_checkpoint",
-]
+__all__ = ["CheckpointError", "save_weights", "load_weights", "save_checkpoint", "load_checkpoint"]
 
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.json"
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
-BEST = "best.safetensors"
-STATE = "train_state.pt"
 STATE_FORMAT = "cnnzoo-train-state"
-STATE_VERSION = 1
-
-
-class RunDirError(CnnzooError, FileNotFoundError):
-    """A run directory or one of its files is missing, truncated or foreign."""
+STATE_VERSION = 2  # 2: RunState (EMA, validation record, tallies by name)
 
 
 def save_weights(model: nn.Module, path: str | Path) -> str:
@@ -103,32 +76,27 @@ class CheckpointError(CnnzooError, ValueError):
     """A training checkpoint is missing, truncated, inconsistent or not from cnnzoo."""
 
 
-def has_checkpoint(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / STATE).is_file()
-
-
 def save_checkpoint(run_dir: str | Path, model: nn.Module, state: dict[str, Any]) -> Path:
     """Write a checkpoint atomically: ``ckpt-STEP.safetensors`` then ``train_state.pt``.
 
     ``state`` holds tensors and plain Python types only (it is read back with ``weights_only=True``);
     its ``global_step`` names the weights file. Returns the state file's path.
     """
-    run_dir = Path(run_dir)
-    step = int(state["global_step"])
-    wname = f"ckpt-{step:08d}.safetensors"
-    sha = save_weights(model, run_dir / wname)
+    run = RunDir(run_dir)
+    wpath = run.checkpoint_weights(int(state["global_step"]))
+    sha = save_weights(model, wpath)
     full = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
-        "weights_file": wname,
+        "weights_file": wpath.name,
         "weights_sha256": sha,
         **state,
     }
-    atomic_write(run_dir / STATE, lambda tmp: torch.save(full, tmp))
-    for old in run_dir.glob("ckpt-*.safetensors"):
-        if old.name != wname:
+    atomic_write(run.state, lambda tmp: torch.save(full, tmp))
+    for old in run.checkpoint_files():
+        if old != wpath:
             old.unlink(missing_ok=True)
-    return run_dir / STATE
+    return run.state
 
 
 def load_checkpoint(run_dir: str | Path, model: nn.Module | None = None) -> dict[str, Any]:
@@ -138,7 +106,7 @@ def load_checkpoint(run_dir: str | Path, model: nn.Module | None = None) -> dict
         CheckpointError: the file is missing, truncated, foreign, or its weights file does not match.
     """
     run_dir = Path(run_dir)
-    path = run_dir / STATE
+    path = RunDir(run_dir).state
     if not path.is_file():
         raise CheckpointError(
             f"{path} not found: {run_dir} holds no training checkpoint to resume (expected "
@@ -176,13 +144,3 @@ def load_checkpoint(run_dir: str | Path, model: nn.Module | None = None) -> dict
         except RunDirError as e:
             raise CheckpointError(str(e)) from e
     return state
-
-
-def read_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise RunDirError(f"{path} not found; is {path.parent} a cnnzoo run directory (from `cnnzoo train`)?")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise RunDirError(f"{path} is not valid JSON ({e}); the run directory is damaged") from e

@@ -157,6 +157,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--weights-from",
+        choices=("raw", "ema"),
+        default=None,
+        help="the trained weights or their moving average (--ema); default: the ones the run reports",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job: cost tables, then LeNet-5 on Fashion-MNIST")
@@ -171,10 +177,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _print_summary(console, s: dict[str, Any], out: str) -> None:
     if not s:  # not rank 0 of a torchrun job
         return
+    weights = "EMA weights" if s.get("reported_weights") == "ema" else "weights"
+    extra = "".join(
+        f", {s[k]}" for k in ("ema_file", "best_file") if k in s
+    )  # ema.safetensors (--ema), best.safetensors (--val-samples)
     console.print(
-        f"[bold green]{s['model']}: test top-1 {s['test_top1']:.2f}%[/] (top-5 {s['test_top5']:.2f}%) after "
-        f"{s['epochs']} epochs in {s['wall_seconds']:.1f} s ({s['images_per_second']:,.0f} train img/s)\n"
-        f"artefacts in {out}/: weights.safetensors (sha256 {s['weights_sha256'][:12]}…), best.safetensors, "
+        f"[bold green]{s['model']}: test top-1 {s['test_top1']:.2f}%[/] (top-5 {s['test_top5']:.2f}%, {weights}) "
+        f"after {s['epochs']} epochs in {s['wall_seconds']:.1f} s ({s['images_per_second']:,.0f} train img/s)\n"
+        f"artefacts in {out}/: weights.safetensors (sha256 {s['weights_sha256'][:12]}…){extra}, "
         f"config.json, metrics.csv, summary.json, confusion_matrix.{{csv,png}}, misclassified.png, curves.png"
     )
 
@@ -227,7 +237,6 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         t.add_column("description", ratio=1, overflow="ellipsis", no_wrap=True, min_width=20)
     for name in list_recipes():
         r = get_recipe(name)
-        r = r if isinstance(r, dict) else getattr(r, "__dict__", {})
         epochs = f"{r['iterations']} it" if r.get("iterations") else str(r.get("epochs", ""))
         opt = f"{r.get('optimizer', 'sgd')} {r.get('lr', '')}"
         row = [
@@ -247,19 +256,18 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rich.console import Console
 
     from cnnzoo.data import load_dataset, resolve_input
-    from cnnzoo.train.checkpoint import SUMMARY, read_json
-    from cnnzoo.train.data_feed import DataFeed
+    from cnnzoo.data.feed import DataFeed
+    from cnnzoo.rundir import RunDir
     from cnnzoo.train.evaluate import evaluate
-    from cnnzoo.train.loop import select_device
-    from cnnzoo.train.runs import load_run
+    from cnnzoo.train.runs import default_weights_from, load_run
+    from cnnzoo.train.setup import select_device
 
     device = select_device(args.device)
-    model, cfg = load_run(args.run_dir, device=str(device))
+    kind = args.weights_from or default_weights_from(args.run_dir)
+    model, cfg = load_run(args.run_dir, device=str(device), weights_from=kind)
     ds = load_dataset(cfg["data"], "test", data_dir=args.data_dir or cfg.get("data_dir"))
     size, mode = resolve_input(model.default_cfg, cfg.get("input_size"), ds.images.shape[-1])
     feed = DataFeed(ds, size=size, mode=mode, in_chans=model.in_chans, device=device)
@@ -272,12 +280,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     ev = evaluate(model, feed.batches(args.batch_size), num_samples=len(feed), predict=predict)
     msg = (
-        f"{cfg['model']} on {cfg['data']} test ({len(ds):,} images): top-1 {ev['top1']:.2f}%  "
+        f"{cfg['model']} ({kind} weights) on {cfg['data']} test ({len(ds):,} images): top-1 {ev['top1']:.2f}%  "
         f"top-5 {ev['top5']:.2f}%  loss {ev['loss']:.4f}"
     )
-    summary_path = Path(args.run_dir) / SUMMARY
-    if summary_path.is_file():
-        rec = read_json(summary_path).get("test_top1")
+    run = RunDir(args.run_dir)
+    if run.summary.is_file():
+        s = run.read_summary()
+        rec = s.get(
+            f"{kind}_test_top1", s.get("test_top1") if s.get("reported_weights", "raw") == kind else None
+        )
         if rec is not None:
             msg += f"  (recorded at training: {rec:.2f}%)"
     Console().print(msg)
@@ -288,17 +299,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.rule import Rule
 
+    from cnnzoo.analysis.cli import print_demo_tables
     from cnnzoo.train.config import TrainConfig
     from cnnzoo.train.loop import fit
 
     console = Console()
-    try:  # the cost analyzer's tables (lands with issue 4)
-        from cnnzoo.analysis.cli import print_demo_tables
-    except ImportError:
-        print_demo_tables = None
-    if print_demo_tables is not None:
-        console.print(Rule("cost tables"))
-        print_demo_tables(console, args.model, batch_size=128)
+    console.print(Rule("cost tables"))
+    print_demo_tables(console, args.model, batch_size=128)
     console.print(Rule(f"training {args.model} on Fashion-MNIST"))
     cfg = TrainConfig(model=args.model, out=args.out, data_dir=args.data_dir)
     if args.epochs:

@@ -17,7 +17,7 @@ __all__ = ["TrainConfig", "AMP_MODES", "EVAL_MODES", "FIELD_HELP"]
 
 AMP_MODES = ("off", "auto", "bf16", "fp16")
 EVAL_MODES = ("none", "center", "flip", "shift", "tencrop")
-OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "rmsprop_tf")
 SCHEDULE_NAMES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle")
 
 # One line of help per field: the CLI flags are generated from the dataclass and these lines.
@@ -29,12 +29,15 @@ FIELD_HELP: dict[str, str] = {
     "iterations": "total optimizer steps; overrides --epochs (the run stops after this many steps)",
     "batch_size": "GLOBAL batch size (split evenly across torchrun processes)",
     "eval_batch_size": "batch size at evaluation",
-    "optimizer": "sgd, adam or adamw",
+    "optimizer": "sgd, adam, adamw, rmsprop (PyTorch's) or rmsprop_tf (TensorFlow's: eps inside the root, "
+    "square average from 1, lr inside the momentum)",
     "lr": "peak learning rate, for the global batch",
-    "momentum": "SGD momentum",
+    "momentum": "SGD and RMSprop momentum",
     "nesterov": "SGD Nesterov momentum",
     "weight_decay": "L2 weight decay (decoupled for adamw)",
     "betas": "Adam/AdamW betas, e.g. 0.9,0.999",
+    "alpha": "RMSprop's squared-gradient decay (default: 0.99 rmsprop, 0.9 rmsprop_tf)",
+    "eps": "Adam/AdamW/RMSprop epsilon (default: 1e-8; 1e-10 for rmsprop_tf, TensorFlow's)",
     "no_decay_bn_bias": "exclude norm-layer weights and biases from weight decay",
     "label_smoothing": "label smoothing of the cross-entropy (0 = off)",
     "schedule": "constant, step, multistep, plateau, cosine or onecycle",
@@ -42,7 +45,7 @@ FIELD_HELP: dict[str, str] = {
     "milestone_unit": "epoch or iter",
     "gamma": "lr factor of step, multistep and plateau",
     "step_size": "period of the step schedule, in epochs",
-    "plateau_patience": "epochs without test-loss improvement before plateau divides the lr",
+    "plateau_patience": "epochs without validation-loss improvement before plateau divides the lr",
     "min_lr_factor": "cosine's final lr and plateau's floor, as a fraction of --lr",
     "warmup_epochs": "linear warmup length in epochs (fractions allowed)",
     "warmup_start_factor": "lr multiplier at the first warmup step",
@@ -59,7 +62,13 @@ FIELD_HELP: dict[str, str] = {
     "the first len(SIZES) epochs, then at --input-size; e.g. 20,20,24",
     "eval_every": "evaluate on the test set every N epochs and after the last one (0 = after the last "
     "one only)",
-    "train_samples": "train on a random subset of N images",
+    "train_samples": "train on a random subset of N images (of those left after --val-samples)",
+    "val_samples": "hold out N training images (drawn by --seed) as a validation split; the plateau "
+    "schedule, best.safetensors and --early-stop read it (0 = none)",
+    "early_stop": "stop after N epochs without a better validation top-1 (0 = off; needs --val-samples)",
+    "ema": "keep an exponential moving average of the weights with this decay, e.g. 0.999 (0 = off); "
+    "evaluated and saved as ema.safetensors",
+    "ema_warmup": "ramp the EMA decay up as timm's ModelEmaV3 warm-up (1 - t^(-2/3)), capped at --ema",
     "test_samples": "evaluate on a fixed random subset of N test images (quick runs only: the reported "
     "accuracy is then the subset's)",
     "seed": "random seed (init, shuffling, augmentation)",
@@ -93,6 +102,8 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     betas: tuple[float, float] = (0.9, 0.999)
+    alpha: float | None = None
+    eps: float | None = None
     no_decay_bn_bias: bool = False
     label_smoothing: float = 0.0
     schedule: str = "cosine"
@@ -116,7 +127,11 @@ class TrainConfig:
     progressive_sizes: tuple[int, ...] = ()
     eval_every: int = 1
     train_samples: int | None = None
+    val_samples: int = 0
     test_samples: int | None = None
+    early_stop: int = 0
+    ema: float = 0.0
+    ema_warmup: bool = False
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -184,6 +199,8 @@ class TrainConfig:
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             f"betas must be two numbers in [0, 1), e.g. 0.9,0.999; got {self.betas}",
         )
+        need(self.alpha is None or 0 <= self.alpha < 1, f"alpha must be in [0, 1), got {self.alpha}")
+        need(self.eps is None or self.eps > 0, f"eps must be > 0, got {self.eps}")
         need(0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         need(
             self.schedule in SCHEDULE_NAMES,
@@ -239,13 +256,27 @@ class TrainConfig:
             f"eval every must be >= 0 epochs (0 = after the last epoch only), got {self.eval_every}",
         )
         need(
-            self.eval_every == 1 or self.schedule != "plateau",
-            "the plateau schedule watches the test loss after every epoch; use --eval-every 1 with it",
-        )
-        need(
             self.train_samples is None or self.train_samples >= 1,
             f"train samples must be >= 1, got {self.train_samples}",
         )
+        need(
+            self.val_samples >= 0,
+            f"val samples must be >= 0 (0 = no validation split), got {self.val_samples}",
+        )
+        need(
+            self.schedule != "plateau" or self.val_samples > 0,
+            "the plateau schedule watches the validation loss, and the test set is never used for "
+            "decisions: hold out a validation split with --val-samples N (e.g. 5000)",
+        )
+        need(
+            self.early_stop >= 0, f"early stop patience must be >= 0 epochs (0 = off), got {self.early_stop}"
+        )
+        need(
+            self.early_stop == 0 or self.val_samples > 0,
+            "--early-stop watches the validation top-1, and the test set is never used for decisions: "
+            "hold out a validation split with --val-samples N (e.g. 5000)",
+        )
+        need(0 <= self.ema < 1, f"ema decay must be in [0, 1) (0 = off), e.g. 0.999; got {self.ema}")
         need(
             self.test_samples is None or self.test_samples >= 1,
             f"test samples must be >= 1, got {self.test_samples}",
@@ -285,6 +316,11 @@ class TrainConfig:
                     base
                 ]
                 raise ConfigError(f"{f.name} must be {what}{' or unset' if optional else ''}, got {v!r}")
+
+    @property
+    def has_val(self) -> bool:
+        """Whether the run holds out a validation split."""
+        return self.val_samples > 0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

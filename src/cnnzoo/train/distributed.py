@@ -24,7 +24,17 @@ import torch
 
 from cnnzoo.errors import ConfigError
 
-__all__ = ["DistInfo", "detect", "init", "all_reduce_sum", "broadcast_flag", "barrier", "shutdown"]
+__all__ = [
+    "DistInfo",
+    "detect",
+    "init",
+    "all_reduce_sum",
+    "all_gather_objects",
+    "broadcast_flag",
+    "broadcast_buffers",
+    "barrier",
+    "shutdown",
+]
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,21 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics; a no-op for one process).
+
+    DDP keeps the parameters equal on every rank, and broadcasts rank 0's buffers at the start of each
+    training forward; between two forwards each rank's statistics follow its own shard. Evaluating
+    after this call scores, on every rank, the model that rank 0 saves.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for b in module.buffers():
+        dist.broadcast(b, src=0)
 
 
 def all_gather_objects(obj, info: DistInfo) -> list:

@@ -5,11 +5,12 @@ Written by rank 0 into the run directory:
 * ``confusion_matrix.csv`` (rows = true class, columns = predicted; sums to the test-set size) and
   ``confusion_matrix.png``;
 * ``misclassified.png``: a grid of test images the model got wrong, titled ``true -> predicted``;
-* ``curves.png``: train/test loss and top-1 per epoch (from ``metrics.csv``'s rows).
+* ``curves.png``: train, validation and test loss and top-1 per epoch, and the EMA's (from
+  ``metrics.csv``'s rows).
 
 Per-class accuracy goes into ``summary.json`` (``per_class_top1``). :class:`TensorBoardLogger`
-writes the per-epoch metrics as scalars when ``tensorboard`` is installed and does nothing,
-silently, otherwise.
+writes the per-epoch metrics as scalars when ``tensorboard`` is installed, and otherwise says once
+that it is not.
 """
 
 from __future__ import annotations
@@ -47,16 +48,23 @@ def per_class_accuracy(cm: Tensor) -> list[float]:
     ]
 
 
+def _figure(figsize: tuple[float, float], *, ncols: int = 1):
+    """A figure and its axes, without pyplot: no GUI backend to resolve and no global figure list,
+    which keeps the report's fixed cost small in a short run (``benchmarks/train_startup.py``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(1, ncols)
+
+
 def _savefig(fig, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     k = cm.shape[0]
     side = min(14.0, max(4.5, 0.55 * k + 2))
-    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    fig, ax = _figure((side, side * 0.9))
     norm = cm.double() / cm.sum(1, keepdim=True).clamp_min(1)
     im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
     if k <= 20:
@@ -83,15 +91,12 @@ def _plot_confusion(cm: Tensor, classes: Sequence[str], path: Path) -> None:
     )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     _savefig(fig, path)
-    plt.close(fig)
 
 
 def _plot_misclassified(
     images: Tensor, true: Tensor, pred: Tensor, classes: Sequence[str], path: Path
 ) -> None:
     """One mosaic image (a single axes: fast) with a ``true -> predicted`` caption under each tile."""
-    import matplotlib.pyplot as plt
-
     n, c, h, w = images.shape
     cols = min(8, n)
     rows = math.ceil(n / cols)
@@ -104,7 +109,7 @@ def _plot_misclassified(
         img = img.expand(3, h, w) if c == 1 else img[:3]
         top, left = r * (h + cap + gap), q * (w + gap)
         mosaic[:, top : top + h, left : left + w] = img
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.5 * cols), max(2.0, 1.75 * rows)))
+    fig, ax = _figure((max(4.0, 1.5 * cols), max(2.0, 1.75 * rows)))
     ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.axis("off")
     for i in range(n):
@@ -120,36 +125,51 @@ def _plot_misclassified(
         )
     ax.set_title("misclassified test images (true -> predicted)", fontsize=9)
     _savefig(fig, path)
-    plt.close(fig)
+
+
+def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """The epochs where ``key`` was measured and its values (``--eval-every`` skips some)."""
+    kept = [r for r in rows if math.isfinite(r.get(key, math.nan))]
+    return [r["epoch"] for r in kept], [r[key] for r in kept]
+
+
+# (column, label, line style) of each panel; a column never measured in the run is left out
+_LOSS_LINES = (
+    ("train_loss", "train", "o-"),
+    ("val_loss", "validation", "d-"),
+    ("test_loss", "test", "s-"),
+    ("ema_val_loss", "EMA validation", "d:"),
+    ("ema_test_loss", "EMA test", "s:"),
+)
+_ACC_LINES = (
+    ("train_top1", "train top-1", "o-"),
+    ("val_top1", "validation top-1", "d-"),
+    ("test_top1", "test top-1", "s-"),
+    ("test_top5", "test top-5", "^--"),
+    ("ema_val_top1", "EMA validation top-1", "d:"),
+    ("ema_test_top1", "EMA test top-1", "s:"),
+)
 
 
 def _plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    ep = [r["epoch"] for r in rows]
-    tested = [r for r in rows if math.isfinite(r["test_top1"])]  # --eval-every skips some epochs
-    te = [r["epoch"] for r in tested]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    a.plot(te, [r["test_loss"] for r in tested], "s-", label="test")
-    a.set_xlabel("epoch")
-    a.set_ylabel("loss")
-    a.set_title("loss")
-    a.legend()
-    b.plot(ep, [r["train_top1"] for r in rows], "o-", label="train top-1")
-    b.plot(te, [r["test_top1"] for r in tested], "s-", label="test top-1")
-    b.plot(te, [r["test_top5"] for r in tested], "^--", label="test top-5", alpha=0.6)
-    b.set_xlabel("epoch")
-    b.set_ylabel("accuracy (%)")
-    b.set_title("accuracy")
-    b.legend()
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (a, b):
+    fig, (a, b) = _figure((10, 3.6), ncols=2)
+    for ax, lines, title, ylabel in (
+        (a, _LOSS_LINES, "loss", "loss"),
+        (b, _ACC_LINES, "accuracy", "accuracy (%)"),
+    ):
+        for key, label, style in lines:
+            x, y = _series(rows, key)
+            if x:
+                ax.plot(x, y, style, label=label, alpha=0.6 if key == "test_top5" else 1.0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _savefig(fig, path)
-    plt.close(fig)
 
 
 def write_report(
@@ -166,9 +186,6 @@ def write_report(
 
     ``wrong_images`` are display-ready images in [0, 1], ``(N, C, H, W)``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     out = Path(out)
     k = cm.shape[0]
     names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
@@ -190,20 +207,22 @@ def write_report(
 
 
 class TensorBoardLogger:
-    """Per-epoch scalars to TensorBoard under ``out/tensorboard`` when it is installed; else a no-op."""
+    """Per-epoch scalars to TensorBoard under ``out/tensorboard`` when it is installed; else a no-op
+    whose ``missing`` names the package to install (the trainer prints it once)."""
 
     def __init__(self, out: str | Path | None) -> None:
         self.writer = None
+        self.missing: str | None = None
         if out is None:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # tensorboard not installed: silently off
+        except ImportError as e:  # tensorboard is an optional dependency
+            self.missing = (
+                f"no TensorBoard logs: {e.name or 'tensorboard'} is not installed (pip install tensorboard)"
+            )
             return
-        try:
-            self.writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
-        except Exception:
-            self.writer = None
+        self.writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
 
     def log(self, row: dict[str, Any], step: int) -> None:
         if self.writer is None:
@@ -215,3 +234,9 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+    def __enter__(self) -> TensorBoardLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -10,7 +10,7 @@ name            multiplier of the base lr                                   used
 ``step``        ``gamma ** (epoch // step_size)``                           GoogLeNet (0.96 every 8)
 ``multistep``   ``gamma ** (#milestones passed)``, milestones in epochs     ResNet (÷10 at 30, 60 /
                 or iterations (``milestone_unit``)                          at 32k, 48k iterations)
-``plateau``     ``× gamma`` when the test loss stops improving              AlexNet, VGG ("÷10 when the
+``plateau``     ``× gamma`` when the validation loss stops improving        AlexNet, VGG ("÷10 when the
                                                                             validation error stopped
                                                                             improving")
 ``cosine``      ``min + (1 - min)·½(1 + cos πt)``, t from 0 to 1            SGDR (Loshchilov & Hutter
@@ -38,7 +38,7 @@ Details that differ between libraries, fixed here:
   momentum cycling of the paper is not done (the recipes keep momentum fixed).
 
 Call :meth:`Schedule.step_batch` after every optimizer step and :meth:`Schedule.step_epoch` after
-every epoch's evaluation (with the test loss; only ``plateau`` uses it).
+every epoch's evaluation (with the validation loss; only ``plateau`` uses it).
 """
 
 from __future__ import annotations
@@ -172,12 +172,12 @@ class Schedule:
         self._apply()
 
     def step_epoch(self, metric: float | None = None) -> None:
-        """End of an epoch (after its evaluation). ``plateau`` needs ``metric`` (the test loss)."""
+        """End of an epoch (after its evaluation). ``plateau`` needs ``metric`` (the validation loss)."""
         self.epoch += 1
         if self.name != "plateau":
             return
         if metric is None:
-            raise ValueError("the plateau schedule needs the epoch's test loss: step_epoch(metric)")
+            raise ValueError("the plateau schedule needs the epoch's validation loss: step_epoch(metric)")
         metric = float(metric)
         if metric < self.plateau_best * (1.0 - self.plateau_threshold):
             self.plateau_best = metric
@@ -336,7 +336,7 @@ def lr_curve(name: str, *, metrics: Sequence[float] | None = None, **kw: Any) ->
     """The multiplier used by each optimizer step of a whole run (``total_steps`` values).
 
     ``kw`` are :func:`build_schedule`'s keywords (``steps_per_epoch`` and ``total_steps`` needed).
-    For ``plateau`` pass ``metrics``, one test loss per epoch, fed to ``step_epoch`` at each epoch end.
+    For ``plateau`` pass ``metrics``, one validation loss per epoch, fed to ``step_epoch`` at each epoch end.
     """
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     sched = build_schedule(opt, name=name, **kw)

@@ -1,0 +1,226 @@
+"""The run directory: one contract for both engines (``cnnzoo train`` and ``cnnzoo scratch train``).
+
+A run directory holds::
+
+    config.json            the resolved config (the model, num_classes and in_chans to rebuild it)
+    weights.safetensors    the final weights, torch ``state_dict`` keys, no pickle
+    ema.safetensors        the exponential moving average of the weights (``--ema``, torch engine)
+    best.safetensors       the weights of the epoch with the best validation top-1 (``--val-samples``)
+    metrics.csv            one row per epoch (:data:`METRIC_CORE` first, then the engine's columns)
+    summary.json           the outcome (:data:`SUMMARY_FIELDS` at least)
+    ckpt-STEP.safetensors  the latest checkpoint's weights (STEP = optimizer steps done)
+    train_state.pt         the latest checkpoint's training state (torch engine)
+    confusion_matrix.{csv,png}, misclassified.png, curves.png   the end-of-run report (torch engine)
+
+Everything is written atomically (:mod:`cnnzoo.io`): a crash leaves the previous file or the new one
+under its name, never half of one. This module is torch-free, so the NumPy engine uses it as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnzoo.errors import CnnzooError
+from cnnzoo.io import atomic_write, atomic_write_json
+
+__all__ = [
+    "CONFIG",
+    "WEIGHTS",
+    "EMA_WEIGHTS",
+    "BEST",
+    "METRICS",
+    "SUMMARY",
+    "STATE",
+    "REPORT_FILES",
+    "METRIC_CORE",
+    "SUMMARY_FIELDS",
+    "RunDir",
+    "RunDirError",
+    "TrainingDivergedError",
+    "checkpoint_weights_name",
+    "read_json",
+    "write_metrics",
+    "read_metrics",
+    "check_summary",
+]
+
+CONFIG = "config.json"
+WEIGHTS = "weights.safetensors"
+EMA_WEIGHTS = "ema.safetensors"
+BEST = "best.safetensors"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+STATE = "train_state.pt"
+CHECKPOINT_GLOB = "ckpt-*.safetensors"
+REPORT_FILES = ("confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "curves.png")
+
+#: The metrics.csv columns every engine writes, in this order (an engine may add columns after them).
+METRIC_CORE = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_top1",
+    "test_loss",
+    "test_top1",
+    "test_top5",
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "elapsed_seconds",
+)
+
+#: The summary.json keys every engine writes (``cnnzoo eval`` and ``load_run`` rely on them).
+SUMMARY_FIELDS = (
+    "model",
+    "data",
+    "engine",
+    "epochs",
+    "steps",
+    "batch_size",
+    "seed",
+    "test_top1",
+    "test_loss",
+    "train_loss",
+    "wall_seconds",
+    "train_seconds",
+    "images_per_second",
+    "weights_sha256",
+    "weights_file",
+    "params",
+    "threads",
+    "host",
+    "cpu_count",
+    "out",
+)
+
+
+class RunDirError(CnnzooError, FileNotFoundError):
+    """A run directory or one of its files is missing, truncated or foreign."""
+
+
+class TrainingDivergedError(CnnzooError, RuntimeError):
+    """The loss became NaN or infinite; the message names the step and what to lower."""
+
+
+def checkpoint_weights_name(step: int) -> str:
+    """The weights file of the checkpoint taken after ``step`` optimizer steps."""
+    return f"ckpt-{step:08d}.safetensors"
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A run directory's JSON file, with one clear error when it is missing or damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; is {path.parent} a cnnzoo run directory (from `cnnzoo train`)?")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise RunDirError(f"{path} is not valid JSON ({e}); the run directory is damaged") from e
+
+
+def _cell(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def write_metrics(path: str | Path, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` (dicts keyed by column) under the header ``fields``, atomically.
+
+    Floats are written with 6 significant digits, a missing value as ``nan``; the whole file is
+    rewritten each epoch, so a crash never leaves a half-written row.
+    """
+    rows = list(rows)
+
+    def w(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(fields)
+            for r in rows:
+                out.writerow([_cell(r.get(k, math.nan)) for k in fields])
+
+    return atomic_write(path, w)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """metrics.csv as a list of dicts of floats (``epoch`` and ``step`` as ints)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; is {path.parent} a cnnzoo run directory?")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ints = ("epoch", "step")
+    return [{k: (int(v) if k in ints else float(v)) for k, v in r.items()} for r in rows]
+
+
+def check_summary(summary: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` (a bug, not a user error) when a summary lacks a contract field."""
+    missing = [k for k in SUMMARY_FIELDS if k not in summary]
+    if missing:
+        raise ValueError(f"summary.json lacks the run-directory fields {missing}")
+
+
+class RunDir:
+    """The files of one run directory, by name.
+
+    ``RunDir(out).weights`` is ``out/weights.safetensors`` and so on; :meth:`write_summary` checks the
+    contract's fields, :meth:`write_metrics` writes the CSV atomically.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    config = property(lambda self: self.path / CONFIG)
+    weights = property(lambda self: self.path / WEIGHTS)
+    ema = property(lambda self: self.path / EMA_WEIGHTS)
+    best = property(lambda self: self.path / BEST)
+    metrics = property(lambda self: self.path / METRICS)
+    summary = property(lambda self: self.path / SUMMARY)
+    state = property(lambda self: self.path / STATE)
+
+    def checkpoint_weights(self, step: int) -> Path:
+        return self.path / checkpoint_weights_name(step)
+
+    def checkpoint_files(self) -> list[Path]:
+        return sorted(self.path.glob(CHECKPOINT_GLOB))
+
+    def has_checkpoint(self) -> bool:
+        return self.state.is_file()
+
+    def holds_run(self) -> bool:
+        """Whether a run (finished or interrupted) was written here."""
+        return any(p.is_file() for p in (self.config, self.summary, self.state, self.weights))
+
+    def mkdir(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def read_config(self) -> dict[str, Any]:
+        return read_json(self.config)
+
+    def read_summary(self) -> dict[str, Any]:
+        return read_json(self.summary)
+
+    def write_config(self, config: Mapping[str, Any]) -> Path:
+        return atomic_write_json(self.config, dict(config))
+
+    def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        check_summary(summary)
+        return atomic_write_json(self.summary, dict(summary))
+
+    def write_metrics(self, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+        if tuple(fields[: len(METRIC_CORE)]) != METRIC_CORE:
+            raise ValueError(f"metrics.csv must start with the columns {METRIC_CORE}, got {tuple(fields)}")
+        return write_metrics(self.metrics, fields, rows)
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        return read_metrics(self.metrics)
