@@ -41,7 +41,10 @@ def test_json_shape_is_the_spec():
         "float32",
         "momentum",
     )
-    assert set(d["totals"]) == {"params", "flops", "activation_memory_bytes", "parameter_memory_bytes"}
+    lecture = {"params", "flops", "activation_memory_bytes", "parameter_memory_bytes"}
+    training = {"peak_training_bytes", "saved_bytes", "backward_flops", "training_step_flops"}
+    assert set(d["totals"]) == lecture | training | {"macs"}  # wave 2 adds keys, changes none
+    assert all(type(d["totals"][k]) is int for k in lecture | training | {"macs"})
     for layer in d["layers"]:
         assert SPEC_LAYER_KEYS <= set(layer)
         for k in ("activations", "params", "flops", "activation_memory_bytes", "parameter_memory_bytes"):
@@ -99,6 +102,6 @@ def test_narrow_terminal_hides_the_optional_columns():
     assert "hidden" not in wide.getvalue() and "k/s/p" in wide.getvalue()
     r.print(Console(file=narrow, width=80, color_system=None))
     text = narrow.getvalue()
-    assert "(narrow terminal: columns type, kernels, #act, jump, start hidden" in text
+    assert "(narrow terminal: columns type, kernels, #act, jump, start, saved MB, bwd MFLOPs" in text
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "k/s/p" in text and "MFLOPs" in text
