@@ -76,7 +76,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def parse_input_size(text: str | tuple | list | int) -> tuple[int, ...]:
-    """``"3x224x224"`` (or a tuple) -> ``(3, 224, 224)``."""
+    """``"3x224x224"`` (or a tuple) -> ``(3, 224, 224)``; a tuple may have any number of dims
+    (``(16,)`` for an MLP's features), a string at least two."""
     if isinstance(text, int):
         raise ConfigError(
             f"input_size must be (C, H, W), got the single number {text}; e.g. (3, {text}, {text})"
@@ -107,10 +108,7 @@ def parse_input_sizes(sizes: Any) -> InputSizes:
         return {str(k): parse_input_size(v) for k, v in sizes.items()}
     if isinstance(sizes, list | tuple) and sizes and all(isinstance(v, list | tuple | str) for v in sizes):
         return tuple(parse_input_size(v) for v in sizes)
-    size = parse_input_size(sizes)
-    if len(size) < 2:
-        raise ConfigError(f"input size must be C x H x W (e.g. 3x224x224), got {sizes!r}")
-    return size
+    return parse_input_size(sizes)
 
 
 def analyze(

@@ -138,13 +138,26 @@ class MetaFactories:
     """
 
     def __enter__(self) -> MetaFactories:
-        self._saved = [(n, getattr(torch, n)) for n in _FACTORIES if hasattr(torch, n)]
+        self._saved = [(n, getattr(torch, n)) for n in (*_FACTORIES, "empty_like") if hasattr(torch, n)]
+        empty = torch.empty
         for n, orig in self._saved:
 
             def on_meta(*args: Any, _orig: Any = orig, device: Any = None, **kwargs: Any) -> Tensor:
                 return _orig(*args, device="meta" if device is None else device, **kwargs)
 
             setattr(torch, n, on_meta)
+
+        def empty_like(t: Tensor, *, dtype: Any = None, device: Any = None, **kwargs: Any) -> Tensor:
+            # ``module.to_empty(device="meta")`` lands here: torch's meta empty_like is Python
+            # reference code that imports its symbolic-shape machinery (seconds, once)
+            dev = t.device if device is None else torch.device(device)
+            if dev.type == "meta" and set(kwargs) <= {"memory_format", "requires_grad"}:
+                grad = bool(kwargs.get("requires_grad", False))
+                return empty(t.shape, dtype=dtype or t.dtype, device="meta", requires_grad=grad)
+            return self._empty_like(t, dtype=dtype, device=device, **kwargs)
+
+        self._empty_like = dict(self._saved)["empty_like"]
+        torch.empty_like = empty_like
         return self
 
     def __exit__(self, *exc: object) -> None:

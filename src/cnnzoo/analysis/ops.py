@@ -52,6 +52,8 @@ from cnnzoo.analysis.shapes import (
     empty_shape,
     float_unary_shape,
     group_norm_shape,
+    index_put_shape,
+    index_shape,
     inplace_shape,
     layer_norm_backward_shape,
     layer_norm_shape,
@@ -578,8 +580,10 @@ _TABLE: tuple[tuple[str, OpRule], ...] = (
     ("dropout native_dropout feature_dropout alpha_dropout bernoulli", DROPOUT),
     ("clone", _shape(COPY, unary_shape)),
     ("neg pow", _shape(ELEMENTWISE_OP, float_unary_shape)),
-    ("copy_ index_select gather index_add index_add_ index slice_scatter new_ones scatter "
-     "scatter_add index_put index_put_ masked_fill masked_fill_ where roll flip repeat tile narrow one_hot "
+    ("index_put", _shape(COPY, index_put_shape)),
+    ("index", _shape(COPY, index_shape)),
+    ("copy_ index_select gather index_add index_add_ slice_scatter new_ones scatter "
+     "scatter_add index_put_ masked_fill masked_fill_ where roll flip repeat tile narrow one_hot "
      "embedding "
      "upsample_nearest1d upsample_nearest2d upsample_nearest3d", COPY),
     ("zeros_like empty_like ones_like rand_like randn_like", _no_row(_shape(COPY, like_factory))),

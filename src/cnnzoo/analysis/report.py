@@ -96,8 +96,8 @@ class Training:
     peak_grads_kept: int
     saved_bytes: int  # everything autograd saved over the step (the loss's included)
     forward_flops: int  # the training forward by the table's rules (auxiliary heads included)
-    loss_flops: int
-    backward_flops: int
+    loss_flops: int  # the loss's forward
+    backward_flops: int  # every op of the backward pass, the loss's included
     optimizer_flops: int
 
     @property

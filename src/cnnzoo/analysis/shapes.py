@@ -415,6 +415,31 @@ def empty_shape(args: tuple, kwargs: dict) -> Tensor | None:
     return torch.empty(tuple(args[0]), device="meta", dtype=dtype)
 
 
+def index_put_shape(args: tuple, kwargs: dict) -> Tensor | None:
+    """``index_put(x, indices, values)``: a copy of ``x`` (LeNet-5's sparse C3 weight)."""
+    if kwargs or len(args) < 3 or not _meta(args[0], args[2]):
+        return None
+    return _empty(args[0].shape, args[0])
+
+
+def index_shape(args: tuple, kwargs: dict) -> Tensor | None:
+    """``x[i, j]`` with integer index tensors on the leading dims: the indices' broadcast shape,
+    then the remaining dims (other indexing, boolean masks, ``None``: torch decides)."""
+    x, idx = args[0], args[1]
+    if (
+        kwargs
+        or not idx
+        or any(not isinstance(t, Tensor) or t.dtype not in (torch.long, torch.int) for t in idx)
+    ):
+        return None
+    shape: tuple[int, ...] = tuple(idx[0].shape)
+    for t in idx[1:]:
+        shape = broadcast(shape, t.shape)
+        if shape is None:
+            return None
+    return _empty((*shape, *x.shape[len(idx) :]), x)
+
+
 def returns_self(args: tuple, kwargs: dict) -> Tensor:
     """An in-place fill (``bernoulli_``, ``uniform_``, ``zero_``): nothing to compute on meta."""
     return args[0]

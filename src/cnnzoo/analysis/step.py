@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._python_dispatch import _pop_mode_temporarily
 
 from cnnzoo.analysis.kinds import row_flops
 from cnnzoo.analysis.ops import OpRule, rule_of
@@ -94,7 +95,7 @@ class StepTrace(NamedTuple):
     saved: dict[str, int]  # row -> bytes autograd saved for its backward (on the last saver's row)
     saved_fixed: dict[str, int]  # row -> bytes of parameters and buffers it saved (live anyway)
     forward_flops: int  # the training forward by the table's rules (aux heads included)
-    loss_flops: int  # the loss, forward and backward
+    loss_flops: int  # the loss's forward (its backward is in ``backward_flops``, row ``(loss)``)
     backward_flops: dict[str | None, int]  # row -> FLOPs of its backward (None: not attributed)
     unsupported: dict[str, list[str]]  # op name -> where it ran
     loss: str  # which loss the step took
@@ -362,12 +363,18 @@ class StepTracer(Tracer):
 # -- the step ----------------------------------------------------------------------------------------
 
 
-def _targets(out: Tensor) -> Tensor:
-    """Class indices shaped as the output without its class dim (cross-entropy's targets)."""
-    return torch.zeros((out.shape[0], *out.shape[2:]), dtype=torch.long, device=out.device)
+def _targets(out: Tensor, tracer: StepTracer) -> Tensor:
+    """Class indices shaped as the output without its class dim (cross-entropy's targets). A
+    training loop has them before the step: they are data, live all step, not an allocation."""
+    with _pop_mode_temporarily():
+        y = torch.zeros((out.shape[0], *out.shape[2:]), dtype=torch.long, device=out.device)
+    key = y.untyped_storage()._cdata
+    tracer.fixed.add(key)
+    tracer.data.add(key)
+    return y
 
 
-def _loss(model: nn.Module, out: Any) -> tuple[Tensor, str, list[Tensor]]:
+def _loss(model: nn.Module, out: Any, tracer: StepTracer) -> tuple[Tensor, str, list[Tensor]]:
     """The loss a training step takes of ``out``: the model's own ``loss`` (aux heads included)
     with class targets, as the trainer does; else cross-entropy of the logits; else, for an
     output without a class dim, its sum."""
@@ -376,7 +383,7 @@ def _loss(model: nn.Module, out: Any) -> tuple[Tensor, str, list[Tensor]]:
     if logits is None:
         raise CnnzooError("the model's output holds no tensor, so no training step can be traced")
     if logits.dim() >= 2 and logits.is_floating_point():
-        y = _targets(logits)
+        y = _targets(logits, tracer)
         custom = getattr(model, "loss", None)
         if callable(custom):
             return custom(out, y), f"{type(model).__name__}.loss", [y]
@@ -430,7 +437,7 @@ def trace_step(
             with torch.autograd.graph.saved_tensors_hooks(tracer.pack, tracer.unpack):
                 out = call(model, args, kwargs, state)
                 tracer.phase = "loss"
-                loss, how, targets = _loss(model, out)
+                loss, how, targets = _loss(model, out, tracer)
                 tracer._resolve_prev()
                 tracer.phase = "backward"
                 if loss.requires_grad:
