@@ -106,6 +106,13 @@ class StepTrace(NamedTuple):
         return sum(self.saved.values())
 
 
+class _Discard(list):
+    """A list that keeps nothing (the base tracer's ``keep``)."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
 class StepTracer(Tracer):
     """The forward :class:`~cnnzoo.analysis.tracer.Tracer`, plus the lifetimes of storages, saved
     tensors and the backward pass (module docstring). It keeps no tensor alive itself."""
@@ -119,6 +126,7 @@ class StepTracer(Tracer):
         units: Units | None = None,
     ) -> None:
         super().__init__(names, root)
+        self.keep = _Discard()  # nothing is kept alive here: fields and aliases go with their tensor
         self.units = units  # given: the table's rows are made here, while their tensors live
         self.costs: list[LayerCost] = []
         self.fixed = fixed  # storage keys live all step
@@ -127,7 +135,7 @@ class StepTracer(Tracer):
         self.live = 0
         self.taken = 0  # bytes of gradients AccumulateGrad took so far: the kept curve's offset
         self.peak = self.peak_kept = 0
-        self.peak_at = ""
+        self._peak_at: tuple[str, str | None] = ("forward", None)
         self.timeline: list[int] = []
         self.kept: list[int] = []
         self._holders: dict[int, int] = {}
@@ -184,19 +192,25 @@ class StepTracer(Tracer):
         self.kept.append(kept)
         if live > self.peak:
             self.peak = live
-            self.peak_at = self._where()
+            self._peak_at = self._where()
         if kept > self.peak_kept:
             self.peak_kept = kept
 
-    def _where(self) -> str:
+    def _where(self) -> tuple[str, str | None]:
+        """(phase, row) of the moment; words only for the peak's (:attr:`peak_at`)."""
         if self.phase == "backward":
-            row = self._node_row()
-            return f"backward of {row}" if row else "backward"
+            return "backward", self._node_row()
         if self.phase == "loss":
-            return "loss"
+            return "loss", None
         row = self.op_row
-        name = row.name if row is not None else (self.name_stack[-1][0] if self.name_stack else "")
-        return f"forward, {name}" if name else "forward"
+        return "forward", row.name if row is not None else (self.name_stack[-1][0] if self.name_stack else None)
+
+    @property
+    def peak_at(self) -> str:
+        phase, row = self._peak_at
+        if phase == "backward":
+            return f"backward of {row}" if row else "backward"
+        return f"{phase}, {row}" if row else phase
 
     def _hold_outputs(self, out: Any) -> None:
         if isinstance(out, Tensor):
@@ -206,14 +220,6 @@ class StepTracer(Tracer):
                 if isinstance(o, Tensor):
                     self.hold(o)
 
-    # -- the base tracer keeps nothing here: fields and aliases go with their tensor -------------------
-    def mark_input(self, x: Tensor) -> None:
-        super().mark_input(x)
-        self.keep.clear()
-
-    def _follow(self, func, rule: OpRule, args: tuple, kwargs: dict, ins: list, outs: list[Tensor]) -> None:
-        super()._follow(func, rule, args, kwargs, ins, outs)
-        self.keep.clear()
 
     def closed(self, frame: Frame | None, row: RawRow | None) -> None:
         """Count a finished row's forward FLOPs by the table's rules (and make its table row, if
