@@ -376,7 +376,7 @@ def _trace_or_fall_back(subject: _Subject, inputs: Inputs, notes: list[str]) -> 
     model, state = subject.model, subject.state
     try:
         tracer = trace(model, inputs, "meta", state, modules=subject.modules)
-        return _Traced(tracer, _batch_of(inputs), _named_params(model, state))
+        return _Traced(tracer, _batch_of(inputs), _named_params(subject.modules, state))
     except TraceError as meta_error:
         if subject.registry_name is not None:
             from cnnzoo.registry import create_model
@@ -416,7 +416,7 @@ def _traces(
         try:
             step = trace_step(model, inputs, state, dt, subject.modules, units)
             return (
-                _Traced(step.tracer, _batch_of(inputs), _named_params(model, state)),
+                _Traced(step.tracer, _batch_of(inputs), _named_params(subject.modules, state)),
                 step.tracer.costs,
                 step,
             )
@@ -441,9 +441,8 @@ def _traces(
     return traced, per_raw, None
 
 
-def _named_params(model: nn.Module, state: dict[str, Tensor] | None) -> list[tuple[str, Tensor]]:
-    params = model.named_parameters()
-    return [(n, state[n]) for n, _ in params] if state else list(params)
+def _named_params(modules: Modules, state: dict[str, Tensor] | None) -> list[tuple[str, Tensor]]:
+    return [(n, state[n]) for n, _ in modules.params] if state else list(modules.params)
 
 
 def _in_dtype(subject: _Subject, dt: torch.dtype) -> tuple[nn.Module, dict[str, Tensor] | None]:

@@ -141,8 +141,15 @@ class MetaFactories:
         self._saved = [(n, getattr(torch, n)) for n in (*_FACTORIES, "empty_like") if hasattr(torch, n)]
         empty = torch.empty
         for n, orig in self._saved:
+            # the values of zeros and ones do not exist on meta, and torch fills them with Python
+            # reference kernels (a BN layer's running statistics: two a layer)
+            fill = empty if n in ("zeros", "ones") else None
 
-            def on_meta(*args: Any, _orig: Any = orig, device: Any = None, **kwargs: Any) -> Tensor:
+            def on_meta(
+                *args: Any, _orig: Any = orig, _fill: Any = fill, device: Any = None, **kwargs: Any
+            ) -> Tensor:
+                if _fill is not None and (device is None or torch.device(device).type == "meta"):
+                    return _fill(*args, device="meta", **kwargs)
                 return _orig(*args, device="meta" if device is None else device, **kwargs)
 
             setattr(torch, n, on_meta)

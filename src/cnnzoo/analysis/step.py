@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import _pop_mode_temporarily
 
 from cnnzoo.analysis.kinds import row_flops
-from cnnzoo.analysis.ops import OpRule, rule_of
+from cnnzoo.analysis.ops import OpRule, no_cost, rule_of
 from cnnzoo.analysis.report import LayerCost
 from cnnzoo.analysis.rows import Units, traced_row
 from cnnzoo.analysis.tracer import (
@@ -62,6 +62,7 @@ __all__ = ["StepTracer", "StepTrace", "Fixed", "trace_step", "same_in_train_and_
 LOSS_ROW = "(loss)"
 _ACCUMULATE_GRAD = 2**64 - 1  # the sequence number autograd gives AccumulateGrad nodes
 _DETACH = torch.ops.aten.detach.default
+_PARAMETER = nn.Parameter
 
 
 class Fixed(NamedTuple):
@@ -203,7 +204,9 @@ class StepTracer(Tracer):
         if self.phase == "loss":
             return "loss", None
         row = self.op_row
-        return "forward", row.name if row is not None else (self.name_stack[-1][0] if self.name_stack else None)
+        return "forward", row.name if row is not None else (
+            self.name_stack[-1][0] if self.name_stack else None
+        )
 
     @property
     def peak_at(self) -> str:
@@ -219,7 +222,6 @@ class StepTracer(Tracer):
             for o in out:
                 if isinstance(o, Tensor):
                     self.hold(o)
-
 
     def closed(self, frame: Frame | None, row: RawRow | None) -> None:
         """Count a finished row's forward FLOPs by the table's rules (and make its table row, if
@@ -237,7 +239,9 @@ class StepTracer(Tracer):
 
     # -- saved tensors -----------------------------------------------------------------------------------
     def pack(self, t: Tensor) -> Tensor:
-        if not isinstance(t, nn.Parameter):
+        # ``isinstance(t, nn.Parameter)`` runs a metaclass check; a parameter's storage is fixed
+        # anyway, so ``hold`` would skip it: the exact type is only a shortcut
+        if type(t) is not _PARAMETER:
             self.hold(t)
         return t  # autograd keeps this very object: its lifetime is the saved tensor's
 
@@ -289,17 +293,21 @@ class StepTracer(Tracer):
         kwargs = kwargs or {}
         if self.phase != "forward":
             return self._step_op(func, args, kwargs)
-        self._resolve_prev()
-        out = super().__torch_dispatch__(func, types, args, kwargs)
-        self._hold_outputs(out)
-        rule = self._rules[func]
+        if self._prev is not None:
+            self._resolve_prev()
+        out = Tracer.__torch_dispatch__(self, func, types, args, kwargs)
+        if isinstance(out, Tensor):
+            self.hold(out)
+            o = out
+        else:
+            self._hold_outputs(out)
+            o = first_tensor(out)
+        rule = self.op_rule
         if rule.scratch is not None:
             self.moment(rule.scratch(args, out))
         row = self.op_row
-        if row is not None:  # autograd gives the output its node once this returns
-            o = first_tensor(out)
-            if o is not None:
-                self._prev = (o, row.name)
+        if row is not None and o is not None:  # autograd gives the output its node once this returns
+            self._prev = (o, row.name)
         return out
 
     def _step_op(self, func, args: tuple, kwargs: dict) -> Any:
@@ -329,7 +337,7 @@ class StepTracer(Tracer):
             self.moment(rule.scratch(args, out))
         if seq == _ACCUMULATE_GRAD:
             self._took_grad(out)
-        flops = self._flops(rule, args, kwargs, out)
+        flops = 0 if rule.cost is no_cost else self._flops(rule, args, kwargs, out)
         if backward:
             self.backward_flops[row] = self.backward_flops.get(row, 0) + flops
         else:
@@ -426,15 +434,15 @@ def trace_step(
     """
     args, kwargs = make_inputs(inputs, "meta", dtype)
     data = [*args, *kwargs.values()]
+    modules = modules or Modules.of(model)
     if state is None:
-        params = list(model.parameters())
-        buffers = list(model.buffers())
+        params = [p for _, p in modules.params]
+        buffers = [b for _, b in modules.buffers]
     else:
         params = [t for t in state.values() if isinstance(t, nn.Parameter)]
         buffers = [t for t in state.values() if not isinstance(t, nn.Parameter)]
     p_st, b_st, d_st = _storages(params), _storages(buffers), _storages(data)
     grads = _storages([p for p in params if p.requires_grad])
-    modules = modules or Modules.of(model)
     tracer = StepTracer(modules.names, model, {*p_st, *b_st, *d_st}, set(d_st), units)
     for x in data:
         tracer.mark_input(x)

@@ -213,6 +213,7 @@ class Tracer(TorchDispatchMode):
         self.row: RawRow | None = None
         self.row_depth = 0
         self.op_row: RawRow | None = None  # the row the last op was charged to
+        self.op_rule: OpRule | None = None  # and its rule
         self.seen_params: set[int] = set()
         self.func_count: dict[tuple[str, str], int] = {}
         self.class_typed: list[str] = []
@@ -318,6 +319,7 @@ class Tracer(TorchDispatchMode):
         out = self._run(func, rule, args, kwargs)
         row = self.row
         self.op_row = row
+        self.op_rule = rule
         if not rule.supported:
             self._unsupported(func)
         ins = self._traced_inputs(args)
@@ -469,18 +471,38 @@ def call(model: nn.Module, args: list, kwargs: dict, state: dict[str, Tensor] | 
 
 
 class Modules(NamedTuple):
-    """A model's named modules, walked once per analysis: by id (the hooks' lookup) and in order."""
+    """A model's modules, walked once per analysis: by id (the hooks' lookup), in order, and their
+    parameters and buffers as ``named_parameters()`` / ``named_buffers()`` give them."""
 
     names: dict[int, str]
     modules: list[nn.Module]
     custom_train: bool  # some module overrides ``train()`` (it must be called, not bypassed)
+    params: list[tuple[str, nn.Parameter]]
+    buffers: list[tuple[str, Tensor]]
 
     @classmethod
     def of(cls, model: nn.Module) -> Modules:
         named = list(model.named_modules())
         mods = [m for _, m in named]
         base = nn.Module.train
-        return cls({id(m): n for n, m in named}, mods, any(type(m).train is not base for m in mods))
+        return cls(
+            {id(m): n for n, m in named},
+            mods,
+            any(type(m).train is not base for m in mods),
+            _members(named, "_parameters"),
+            _members(named, "_buffers"),
+        )
+
+
+def _members(named: list[tuple[str, nn.Module]], attr: str) -> list[tuple[str, Any]]:
+    seen: set[int] = set()
+    out = []
+    for prefix, m in named:
+        for k, v in getattr(m, attr).items():
+            if v is not None and id(v) not in seen:
+                seen.add(id(v))
+                out.append((f"{prefix}.{k}" if prefix else k, v))
+    return out
 
 
 class TrainMode:
