@@ -571,7 +571,7 @@ _TABLE: tuple[tuple[str, OpRule], ...] = (
     ("clamp_ clamp_min_", _shape(ELEMENTWISE_OP, inplace_shape)),
     ("cat", _shape(CONCAT, cat_shape)),
     ("stack concat concatenate", CONCAT),
-    ("_softmax _log_softmax", _shape(SOFTMAX, unary_shape)),
+    ("_softmax _log_softmax _safe_softmax", _shape(SOFTMAX, unary_shape)),
     ("softmax log_softmax", SOFTMAX),
     ("constant_pad_nd", _shape(PAD, pad_shape)),
     ("pad reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d replication_pad2d "
@@ -590,8 +590,8 @@ _TABLE: tuple[tuple[str, OpRule], ...] = (
     ("empty zeros ones", _no_row(_shape(COPY, empty_shape))),
     ("uniform_ normal_ fill_ zero_", _no_row(_shape(COPY, returns_self))),
     ("detach alias lift_fresh lift_fresh_copy _to_copy to contiguous new_zeros new_empty new_full "
-     "full_like empty_strided full arange scalar_tensor rand randn randint randperm linspace eye "
-     "_local_scalar_dense", _no_row(COPY)),
+     "full_like empty_strided new_empty_strided empty_permuted full arange scalar_tensor rand randn randint "
+     "randperm linspace eye _local_scalar_dense", _no_row(COPY)),
     ("view", _shape(VIEW, view_shape)),
     # views that are not flagged ``is_view`` on every build
     ("reshape _unsafe_view flatten unflatten", VIEW),
