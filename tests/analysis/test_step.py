@@ -246,6 +246,23 @@ def test_one_trace_serves_table_and_step_only_where_train_and_eval_agree(monkeyp
             return nn.functional.dropout(x, 0.5, self.training)
 
     assert not same_in_train_and_eval(Modules.of(FunctionalDropout()))
+
+    class GradDependent(nn.Module):
+        def forward(self, x):
+            return x * 2 if torch.is_grad_enabled() else x
+
+    assert not same_in_train_and_eval(Modules.of(GradDependent()))
+
+    class FrozenAtInit(nn.Module):  # reading requires_grad in __init__ does not count
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.fc.weight.requires_grad = False
+
+        def forward(self, x):
+            return self.fc(x)
+
+    assert same_in_train_and_eval(Modules.of(FrozenAtInit()))
     # the single train-mode trace gives the table an eval-mode trace gives
     one = analyze(SmallCNN(), input_size=(3, 8, 8), batch_size=B)
     monkeypatch.setattr("cnnzoo.analysis.costs.same_in_train_and_eval", lambda modules: False)

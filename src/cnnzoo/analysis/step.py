@@ -504,12 +504,18 @@ _SAME_ROWS = (
     nn.modules.instancenorm._InstanceNorm,
     nn.modules.dropout._DropoutNd,
 )
-_TRAIN_METHODS = {"train", "eval"}
+#: methods that run outside the forward pass
+_NOT_FORWARD = {"train", "eval", "__init__", "reset_parameters", "extra_repr", "__repr__", "cost_details"}
+#: names whose reading lets a forward depend on the mode or on autograd being on (the table's trace
+#: has it off, the step's on): ``self.training``, ``torch.is_grad_enabled()``, ``x.requires_grad``,
+#: activation checkpointing
+_MODE_NAMES = {"training", "is_grad_enabled", "requires_grad", "checkpoint", "grad_checkpointing"}
 _mode_free: dict[type, bool] = {}
 
 
 def _reads_training(code: Any) -> bool:
-    if "training" in code.co_names or "training" in code.co_consts:
+    names = set(code.co_names)
+    if names & _MODE_NAMES or any(c in _MODE_NAMES for c in code.co_consts if isinstance(c, str)):
         return True
     return any(_reads_training(c) for c in code.co_consts if hasattr(c, "co_names"))
 
@@ -527,7 +533,7 @@ def _class_mode_free(cls: type) -> bool:
             for name, v in vars(klass).items():
                 fn = getattr(v, "__func__", v)
                 code = getattr(fn, "__code__", None)
-                if code is not None and name not in _TRAIN_METHODS and _reads_training(code):
+                if code is not None and name not in _NOT_FORWARD and _reads_training(code):
                     free = False
                     break
             if not free:
@@ -537,10 +543,11 @@ def _class_mode_free(cls: type) -> bool:
 
 
 def same_in_train_and_eval(modules: Modules) -> bool:
-    """Whether the model's forward runs the same rows in train and eval mode, so that the step's
-    train-mode forward can also make the (inference) table: no module's code reads ``training``
-    (GoogLeNet's auxiliary heads, stochastic depth, functional dropout do), torch's batch norm and
-    dropout apart. A static check of the code: a model that decides otherwise (a global flag) is
-    not seen, which is why the answer errs on the side of two traces for anything that reads it.
+    """Whether the model's forward runs the same rows in train and eval mode, with autograd on or
+    off, so that the step's train-mode forward can also make the (inference) table: no module's
+    code reads ``training`` (GoogLeNet's auxiliary heads, stochastic depth, functional dropout do),
+    ``is_grad_enabled``, ``requires_grad`` or checkpointing, torch's batch norm and dropout apart.
+    A static check of the code (methods other than ``__init__`` and the like): a model that decides
+    otherwise (a global flag) is not seen, which is why it errs on the side of two traces.
     """
     return all(_class_mode_free(c) for c in {type(m) for m in modules.modules})
