@@ -23,6 +23,10 @@ Parameters, buffers and the data batch are fixed storages (live all step); gradi
 parameters appear when ``AccumulateGrad`` takes them, as in a step after
 ``zero_grad(set_to_none=True)``. :mod:`cnnzoo.analysis.memory` adds the optimizer and turns the
 timeline into the peak.
+
+Where the model's forward makes the same rows in train and eval mode
+(:func:`same_in_train_and_eval`), this trace also makes the inference table's rows, as each row
+closes and while its tensors still live: one forward instead of two.
 """
 
 from __future__ import annotations
@@ -43,12 +47,12 @@ from cnnzoo.analysis.rows import Units, traced_row
 from cnnzoo.analysis.tracer import (
     Frame,
     Inputs,
+    ModuleHooks,
     Modules,
     RawRow,
     TraceError,
     Tracer,
     TrainMode,
-    _Hooks,
     call,
     first_tensor,
     frame_output,
@@ -447,7 +451,7 @@ def trace_step(
     for x in data:
         tracer.mark_input(x)
     try:
-        with TrainMode(model, modules, True), torch.enable_grad(), _Hooks(tracer), tracer:
+        with TrainMode(model, modules, True), torch.enable_grad(), ModuleHooks(tracer), tracer:
             with torch.autograd.graph.saved_tensors_hooks(tracer.pack, tracer.unpack):
                 out = call(model, args, kwargs, state)
                 tracer.phase = "loss"

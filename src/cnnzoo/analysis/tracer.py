@@ -44,6 +44,7 @@ __all__ = [
     "TraceError",
     "Inputs",
     "Modules",
+    "ModuleHooks",
     "TrainMode",
     "FrameOut",
     "frame_output",
@@ -530,13 +531,13 @@ class TrainMode:
             m.__dict__["training"] = t
 
 
-class _Hooks:
+class ModuleHooks:
     """The tracer's global module hooks for the duration of a ``with`` block."""
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
 
-    def __enter__(self) -> _Hooks:
+    def __enter__(self) -> ModuleHooks:
         self.handles = (
             register_module_forward_pre_hook(self.tracer.pre_hook),
             register_module_forward_hook(self.tracer.post_hook),
@@ -571,7 +572,7 @@ def trace(
     for x in (*args, *kwargs.values()):
         tracer.mark_input(x)
     try:
-        with TrainMode(model, modules, False), torch.no_grad(), _Hooks(tracer), tracer:
+        with TrainMode(model, modules, False), torch.no_grad(), ModuleHooks(tracer), tracer:
             call(model, args, kwargs, state)
     except CnnzooError:
         raise
