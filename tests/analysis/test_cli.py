@@ -102,3 +102,62 @@ def test_print_demo_tables():
     assert "lenet5_relu: input 1×32×32, batch 128" in text
     assert "alexnet: input 3×227×227, batch 128" in text
     assert "26,986.3" in text
+
+
+def test_every_format_and_the_training_options(tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    for fmt, check in (
+        ("html", lambda t: t.startswith("<!DOCTYPE html>") and "</html>" in t),
+        ("latex", lambda t: "\\toprule" in t and "\\bottomrule" in t),
+        ("csv", lambda t: t.splitlines()[0].endswith("groups,macs,saved_bytes,backward_flops")),
+        ("markdown", lambda t: "| c1 | conv |" in t and "MMACs" in t),
+        ("json", lambda t: json.loads(t)["training"]["optimizer"] == "rmsprop"),
+    ):
+        assert main(["summary", "lenet5_relu", "--format", fmt, "--optimizer", "rmsprop"]) == 0
+        text = capsys.readouterr().out
+        assert check(text), fmt
+    HTMLParser().feed(text)
+    assert main(["summary", "lenet5_relu", "--format", "json", "--no-backward"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["peak_training_bytes"] is None
+    assert main(["summary", "lenet5_relu", "--format", "json", "--keep-grads", "--batch", "4"]) == 0
+    kept = json.loads(capsys.readouterr().out)["training"]
+    assert (
+        kept["set_to_none"] is False and kept["peak_training_bytes"] == kept["peak_training_bytes_grads_kept"]
+    )
+    page = tmp_path / "t.html"
+    assert main(["summary", "resnet20", "--format", "html", "--output", str(page)]) == 0
+    assert page.read_text().count("<tr") > 20
+
+
+def test_optimizer_choices_are_the_analyzers():
+    from cnnzoo.analysis.cli import OPTIMIZERS
+    from cnnzoo.analysis.memory import OPTIMIZERS as TABLE
+
+    assert set(OPTIMIZERS) == set(TABLE)
+
+
+def test_fit_prints_the_largest_batch_that_fits(capsys):
+    assert main(["summary", "resnet20", "--fit", "1GiB"]) == 0
+    out = capsys.readouterr().out
+    assert "largest whose predicted training peak fits 1GiB (1,073,741,824 bytes)" in out and "GiB" in out
+    assert main(["summary", "resnet20", "--fit", "1GB", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["budget_bytes"] == 10**9 and d["affine"] is True
+    b = d["batch"]
+    peak = analyze("resnet20", batch_size=b).totals["peak_training_bytes"]
+    assert peak == d["peak_training_bytes"] <= 10**9 < d["next_batch_peak_bytes"]
+    assert str(b) in d["traced"] and str(b + 1) in d["traced"]
+    assert main(["summary", "vgg16", "--fit", "100MB"]) == 0
+    assert "not even batch 1 fits 100MB" in capsys.readouterr().out
+
+
+def test_fit_errors_are_one_line_exit_2(capsys):
+    for argv, text in (
+        (["summary", "resnet20", "--fit", "16"], "write a number and a unit"),
+        (["summary", "resnet20", "--fit", "lots"], "16GiB (2^30 bytes)"),
+        (["summary", "resnet20", "--fit", "1GiB", "--batch", "8"], "drop --batch"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and text in err

@@ -79,6 +79,17 @@ def test_model_against_independent_sources(name):
     # every row has a receptive field: branches (adds, concats) included
     assert all(r.receptive_field is not None for r in report.layers if r.type not in ("unused", "params"))
 
+    # the training step: every op has a cost rule, and the figures hang together
+    assert not [n for n in report.notes if "unsupported op" in n or "training step" in n], report.notes
+    t = report.training
+    assert t is not None and t.backward_flops > 0
+    assert t.memory.dynamic >= t.saved_bytes - t.memory.data  # all saved tensors live at the forward's end
+    for r in report.layers:
+        if r.type in ("conv", "linear") and r.params:
+            # at least the weight's gradient (the forward's multiply-adds), the input's too but the
+            # first layer's, the bias's, and the sum of gradients at a branch point it closes
+            assert r.flops <= r.backward_flops <= 3 * r.flops, r.name
+
 
 def test_alexnet_worked_row_of_the_spec():
     """shared/spec/cost-tables.md: AlexNet conv1 at B = 128, fp32, SGD with momentum."""

@@ -36,10 +36,15 @@ def test_every_row_type_the_table_can_give_is_a_known_row_type():
 
 
 def test_ops_outside_the_table():
-    # a view op the table does not name is a view; a product FlopCounterMode counts is a matmul
+    # a view op the table does not name is a view; an op torch tags pointwise is elementwise;
+    # anything else has no cost rule and is reported, not counted as a silent zero
     assert rule_of(aten.permute.default) is ops.VIEW
-    assert rule_of(aten.addmm.default) is ops.MATMUL
     assert rule_of(aten.clamp.default) is ops.ELEMENTWISE_OP
+    assert rule_of(aten._fft_r2c.default) is ops.UNSUPPORTED and not ops.UNSUPPORTED.supported
+    assert all(rule.supported for rule in OP_RULES.values())
+    # a product only torch's flop_registry knows is a matmul row costed by torch's formula
+    sdpa = rule_of(aten._scaled_dot_product_flash_attention.default)
+    assert sdpa.row is ops.linear_or_matmul and sdpa.supported
     assert rule_of(aten.split.Tensor).every_output and rule_of(aten.unbind.int).every_output
     assert not rule_of(aten.native_batch_norm.default).every_output  # its statistics are not followed
 
@@ -68,7 +73,7 @@ def _real(func, *args):
 )
 def test_shape_rules_equal_torchs_meta_kernels(func, args):
     real = tuple(torch.empty(a, device="meta") if isinstance(a, tuple) and a else a for a in args)
-    mine = OP_RULES[func._overloadpacket].shape(real)
+    mine = OP_RULES[func._overloadpacket].shape(real, {})
     mine = mine if isinstance(mine, tuple) else (mine,)
     assert [tuple(t.shape) for t in mine] == _real(func, *real)
     assert all(t.device.type == "meta" for t in mine)
@@ -78,8 +83,8 @@ def test_shape_rules_step_aside_for_what_they_do_not_cover():
     x = torch.empty(1, 2, 5, 5, device="meta")
     w = torch.empty(3, 2, 3, 3, device="meta")
     transposed = (x, w, None, [1, 1], [0, 0], [1, 1], True, [0, 0], 1)
-    assert ops.conv_shape(transposed) is None  # torch's own kernel decides
-    assert ops.binary_shape((x, torch.empty(1, 2, 5, 5, device="meta", dtype=torch.float16))) is None
+    assert ops.conv_shape(transposed, {}) is None  # torch's own kernel decides
+    assert ops.binary_shape((x, torch.empty(1, 2, 5, 5, device="meta", dtype=torch.float16)), {}) is None
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@
 
 See ``docs/cost-tables.md`` for the rules. The package, by job: ``ops`` (the op table), ``fields``
 (receptive fields), ``kinds`` (row types), ``meta`` (building on the meta device), ``tracer`` (the
-dispatch mode), ``rows`` (trace to table rows), ``costs`` (``analyze``), ``report`` (the exports).
+dispatch mode), ``step`` (a training step traced on meta: what autograd saves and frees, backward
+FLOPs), ``memory`` (the step's peak, optimizers, the largest batch that fits), ``rows`` (trace to
+table rows), ``costs`` (``analyze``, ``fit_batch_size``), ``report`` (the exports).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from cnnzoo._lazy import lazy_getattr
 # Imported lazily: `cnnzoo list` loads this package's CLI module and must not import torch.
 _EXPORTS = {
     "analyze": "costs",
+    "fit_batch_size": "costs",
+    "parse_input_sizes": "costs",
+    "Training": "report",
+    "OPTIMIZERS": "memory",
+    "parse_bytes": "memory",
+    "trace_step": "step",
     "AnalysisError": "costs",
     "OPTIMIZER_STATES": "costs",
     "parse_input_size": "costs",

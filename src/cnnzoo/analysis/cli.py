@@ -9,9 +9,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("table", "markdown", "csv", "json", "latex")
+FORMATS = ("table", "markdown", "csv", "json", "latex", "html")
 DTYPES = ("float32", "float16", "bfloat16")
-OPTIMIZERS = ("sgd", "momentum", "adam")
+#: the analyzer's optimizers (cnnzoo.analysis.memory.OPTIMIZERS; named here to keep torch out)
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "rmsprop_momentum")
 
 
 def _positive(text: str) -> int:
@@ -26,18 +27,29 @@ def _positive(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size of one sample (default: the model's config)")
-    p.add_argument("--batch", type=_positive, default=1, metavar="N", help="minibatch size B (default 1)")
+    p.add_argument("--batch", type=_positive, default=None, metavar="N", help="minibatch size B (default 1)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="training dtype (bytes per value)")
     p.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
         default="momentum",
-        help="optimizer state per parameter: sgd 0, momentum 1 (default), adam 2",
+        help="optimizer state per parameter: sgd 0, momentum 1 (default), adam/adamw 2, rmsprop 1, "
+        "rmsprop_momentum 2",
     )
     p.add_argument(
         "--exclude-act",
         action="store_true",
-        help="leave activation-function rows (type 'act') out of the totals",
+        help="leave activation-function rows (type 'act') out of the lecture's totals",
+    )
+    p.add_argument(
+        "--no-backward",
+        action="store_true",
+        help="trace the forward only: the lecture's columns, no training step (faster)",
+    )
+    p.add_argument(
+        "--keep-grads",
+        action="store_true",
+        help="the training step keeps last step's gradients (zero_grad(set_to_none=False)); default: freed",
     )
 
 
@@ -45,9 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "summary",
         help="the per-layer cost table of a model (FLOPs, memory, receptive field)",
-        description="Per-layer cost table: kernels, stride, padding, output, #activations, #params, FLOPs, "
-        "activation and parameter memory for a training minibatch, receptive field and jump. Rules: "
-        "docs/cost-tables.md.",
+        description="Per-layer cost table: kernels, stride, padding, output, #activations, #params, FLOPs "
+        "(2 per multiply-add) and MACs, activation and parameter memory for a training minibatch (the "
+        "lecture's bookkeeping), receptive field and jump; then what one traced training step holds and "
+        "costs: saved bytes and backward FLOPs per row, peak training memory. --fit MEMORY prints the "
+        "largest batch that fits. Rules: docs/cost-tables.md.",
     )
     p.add_argument("model", help="registered model name (see `cnnzoo list`)")
     _common(p)
@@ -56,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: a rich table)")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")
+    p.add_argument(
+        "--fit",
+        metavar="MEMORY",
+        help="print the largest batch whose predicted training peak fits MEMORY, e.g. 16GiB (2^30 bytes) "
+        "or 16GB (10^9 bytes)",
+    )
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser(
@@ -77,11 +97,13 @@ def _analyze(model: str, args: argparse.Namespace, depth: int | None = None):
     return analyze(
         model,
         input_size=args.input,
-        batch_size=args.batch,
+        batch_size=args.batch or 1,
         dtype=args.dtype,
         optimizer=args.optimizer,
         depth=depth,
         include_activations=not args.exclude_act,
+        backward=not args.no_backward,
+        set_to_none=not args.keep_grads,
     )
 
 
@@ -99,6 +121,8 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    if args.fit:
+        return cmd_fit(args)
     report = _analyze(args.model, args, args.depth)
     if args.format == "table":
         from rich.console import Console
@@ -118,8 +142,87 @@ def cmd_summary(args: argparse.Namespace) -> int:
         "csv": report.to_csv,
         "json": report.to_json,
         "latex": report.to_latex,
+        "html": report.to_html,
     }[args.format]()
     _emit(text, args.output)
+    return 0
+
+
+# -- summary --fit ----------------------------------------------------------------------------------
+
+
+def _size_text(n: float, binary: bool) -> str:
+    """Bytes in the unit family the user wrote: GiB/MiB for 2^k sizes, GB/MB for 10^k."""
+    base, units = (
+        (1024, ("B", "KiB", "MiB", "GiB", "TiB")) if binary else (1000, ("B", "KB", "MB", "GB", "TB"))
+    )
+    i = 0
+    while n >= base and i < len(units) - 1:
+        n /= base
+        i += 1
+    return f"{n:,.2f} {units[i]}"
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """``cnnzoo summary MODEL --fit 16GiB``: the largest batch whose training peak fits."""
+    from cnnzoo.analysis import fit_batch_size
+    from cnnzoo.errors import ConfigError
+
+    if args.batch is not None or args.depth is not None or args.no_backward:
+        raise ConfigError(
+            "--fit finds the batch from a traced training step: drop --batch, --depth and --no-backward"
+        )
+    fit = fit_batch_size(
+        args.model,
+        args.fit,
+        input_size=args.input,
+        dtype=args.dtype,
+        optimizer=args.optimizer,
+        set_to_none=not args.keep_grads,
+    )
+    binary = "i" in args.fit.lower()
+    grads = "kept" if args.keep_grads else "freed by zero_grad(set_to_none=True)"
+    if args.format == "json":
+        import json
+
+        text = json.dumps(
+            {
+                "model": args.model,
+                "input_size": args.input,
+                "dtype": args.dtype,
+                "optimizer": args.optimizer,
+                "set_to_none": not args.keep_grads,
+                "memory": args.fit,
+                "budget_bytes": fit.budget,
+                "batch": fit.batch,
+                "peak_training_bytes": fit.peak,
+                "next_batch_peak_bytes": fit.next_peak,
+                "per_sample_bytes": fit.per_sample,
+                "traced": {str(b): p for b, p in sorted(fit.traced.items())},
+                "affine": fit.affine,
+            },
+            indent=2,
+        )
+    elif fit.batch == 0:
+        text = (
+            f"{args.model}: not even batch 1 fits {args.fit} ({fit.budget:,} bytes): its predicted training peak "
+            f"is {_size_text(fit.peak, binary)} ({args.dtype}, {args.optimizer}, gradients {grads})"
+        )
+    else:
+        traced = sorted(fit.traced)
+        text = (
+            f"{args.model}: batch {fit.batch} is the largest whose predicted training peak fits {args.fit} "
+            f"({fit.budget:,} bytes): {_size_text(fit.peak, binary)}; batch {fit.batch + 1} needs "
+            f"{_size_text(fit.next_peak, binary)} ({args.dtype}, {args.optimizer}, gradients {grads}).\n"
+            f"Traced at batches {', '.join(map(str, traced))}; the peak grows by "
+            f"{_size_text(fit.per_sample, binary)} per sample"
+            + (
+                ", affine in the batch as predicted."
+                if fit.affine
+                else "; not affine, so the batch was bisected."
+            )
+        )
+    _emit(text + "\n", args.output)
     return 0
 
 
@@ -127,7 +230,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def compare_rows(reports: list) -> list[dict[str, Any]]:
-    """One dict of totals per report (exact integers, plus GFLOPs per image)."""
+    """One dict of totals per report (exact integers, plus GFLOPs per image; the training step's
+    peak and FLOPs are None when it was not traced)."""
     out = []
     for r in reports:
         t = r.totals
@@ -141,6 +245,8 @@ def compare_rows(reports: list) -> list[dict[str, Any]]:
                 "gflops_per_image": t["flops"] / r.batch_size / 1e9,
                 "activation_memory_bytes": t["activation_memory_bytes"],
                 "parameter_memory_bytes": t["parameter_memory_bytes"],
+                "peak_training_bytes": t["peak_training_bytes"],
+                "training_step_flops": t["training_step_flops"],
                 "final_receptive_field": r.final_receptive_field,
             }
         )
@@ -150,13 +256,14 @@ def compare_rows(reports: list) -> list[dict[str, Any]]:
 def cmd_compare(args: argparse.Namespace) -> int:
     reports = [_analyze(m, args) for m in args.models]
     rows = compare_rows(reports)
+    batch = args.batch or 1
     mb = 2**20
     if args.format == "json":
         import json
 
         print(
             json.dumps(
-                {"batch_size": args.batch, "dtype": args.dtype, "optimizer": args.optimizer, "models": rows},
+                {"batch_size": batch, "dtype": args.dtype, "optimizer": args.optimizer, "models": rows},
                 indent=2,
             )
         )
@@ -174,8 +281,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "input",
             "params (M)",
             "GFLOPs / image",
-            f"act mem @{args.batch} (MB)",
+            f"act mem @{batch} (MB)",
             f"param mem @{args.optimizer} (MB)",
+            f"peak train @{batch} (MB)",
             "final RF",
         ]
         cells = [
@@ -186,6 +294,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"{row['gflops_per_image']:,.3f}",
                 f"{row['activation_memory_bytes'] / mb:,.1f}",
                 f"{row['parameter_memory_bytes'] / mb:,.1f}",
+                "—" if row["peak_training_bytes"] is None else f"{row['peak_training_bytes'] / mb:,.1f}",
                 "—" if row["final_receptive_field"] is None else f"{row['final_receptive_field']:,}",
             ]
             for row in rows
@@ -200,7 +309,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             from rich.table import Table
 
             table = Table(
-                title=f"cnnzoo compare: batch {args.batch}, {args.dtype}, optimizer {args.optimizer}",
+                title=f"cnnzoo compare: batch {batch}, {args.dtype}, optimizer {args.optimizer}",
                 header_style="bold",
             )
             for i, h in enumerate(headers):
@@ -209,11 +318,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 table.add_row(*c)
             Console().print(table)
             print(
-                "GFLOPs count 2 per multiply-add; memory is for one training step (MB = 2^20 bytes); "
-                "final RF = receptive field of the last feature map before global pooling."
+                "GFLOPs count 2 per multiply-add; act and param mem are the lecture's bookkeeping, peak train "
+                "the traced peak of one training step (MB = 2^20 bytes); final RF = receptive field of the "
+                "last feature map before global pooling."
             )
     if args.plot:
-        plot_compare(rows, args.plot, batch=args.batch)
+        plot_compare(rows, args.plot, batch=batch)
         print(f"wrote {args.plot}")
     return 0
 

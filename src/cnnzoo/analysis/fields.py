@@ -8,6 +8,7 @@ largest of its inputs', whose jumps must agree (else the field is reported unkno
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -53,8 +54,10 @@ class FieldColumns(NamedTuple):
     whole_input: bool
 
 
+@functools.lru_cache(maxsize=4096)
 def columns(field: Field | None) -> FieldColumns:
-    """The table's receptive-field columns of a tensor's field (``None``: not traced)."""
+    """The table's receptive-field columns of a tensor's field (``None``: not traced); most rows
+    share their input's field (activations, norms), hence the cache."""
     if field is None:
         return FieldColumns(
             None, None, None, None, "receptive field unknown: the output does not depend on the input", False

@@ -7,22 +7,38 @@ Three kinds of rows come out of a :class:`~cnnzoo.analysis.tracer.Tracer`:
   the module's ``cost_type`` and described by its ``cost_details()`` (Inception branch widths, a
   residual block's stage and index);
 * a row per group of parameters that no row used (GoogLeNet's aux heads in eval).
+
+A traced training step (:mod:`cnnzoo.analysis.step`) books its saved bytes and backward FLOPs on
+the rows of the same names (:func:`book_step`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from torch import Tensor, nn
 
 from cnnzoo.analysis.fields import FieldColumns, columns
 from cnnzoo.analysis.kinds import COMPOSITE_KINDS, module_kind, row_flops
 from cnnzoo.analysis.report import LayerCost
-from cnnzoo.analysis.tracer import Frame, RawRow, Tracer, first_tensor
+from cnnzoo.analysis.tracer import Frame, RawRow, Tracer, first_tensor, frame_output
 
-__all__ = ["Units", "input_row", "traced_rows", "fold", "unused_rows", "render_details", "block_details"]
+if TYPE_CHECKING:
+    from cnnzoo.analysis.step import StepTrace
+
+__all__ = [
+    "Units",
+    "input_row",
+    "input_rows",
+    "traced_rows",
+    "fold",
+    "unused_rows",
+    "book_step",
+    "render_details",
+    "block_details",
+]
 
 
 class Units(NamedTuple):
@@ -52,6 +68,22 @@ def _with_field(row: LayerCost, f: FieldColumns, detail: str | None = None) -> L
     row.start_offset, row.receptive_field_hw = f.start_offset, f.receptive_field_hw
     row.detail, row.whole_input = detail or f.problem, f.whole_input
     return row
+
+
+def input_rows(sizes: Any, units: Units) -> list[LayerCost]:
+    """One ``input`` row, or one per tensor argument (``input.<name>``) for several inputs."""
+    if isinstance(sizes, dict):
+        named = list(sizes.items())
+    elif sizes and isinstance(sizes[0], tuple):
+        named = [(str(i), s) for i, s in enumerate(sizes)]
+    else:
+        return [input_row(tuple(sizes), units)]
+    rows = []
+    for name, size in named:
+        row = input_row(tuple(size), units)
+        row.name = f"input.{name}"
+        rows.append(row)
+    return rows
 
 
 def input_row(input_size: tuple[int, ...], units: Units) -> LayerCost:
@@ -132,6 +164,8 @@ def traced_row(tracer: Tracer, raw: RawRow, units: Units) -> LayerCost:
         parameter_memory_bytes=(2 + units.optimizer_states) * raw.params * units.itemsize,
         receptive_field=None,
         jump=None,
+        groups=raw.groups if raw.kind == "conv" else None,
+        macs=raw.mm_flops // 2 * units.scale,
     )
     return _with_field(row, columns(tracer.fields.get(id(o)) if o is not None else None))
 
@@ -175,7 +209,7 @@ def fold(
             continue
         frame, idx = item
         members = [per_raw[i] for i in idx if include_activations or per_raw[i].type != "act"]
-        o = first_tensor(frame.out)
+        o = frame_output(tracer, frame)
         kind, detail = block_details(frame, [tracer.rows[i] for i in idx])
         row = LayerCost(
             name=frame.name,
@@ -184,17 +218,46 @@ def fold(
             kernel_size=None,
             stride=None,
             padding=None,
-            output_shape=tuple(o.shape[1:]) if o is not None else (),
-            activations=(o.numel() if o is not None else 0) // trace_batch,
+            output_shape=o.shape[1:],
+            activations=o.numel // trace_batch,
             params=sum(m.params for m in members),
             flops=sum(m.flops for m in members),
             activation_memory_bytes=sum(m.activation_memory_bytes for m in members),
             parameter_memory_bytes=sum(m.parameter_memory_bytes for m in members),
             receptive_field=None,
             jump=None,
+            macs=sum(m.macs for m in members),
+            saved_bytes=_sum_known(m.saved_bytes for m in members),
+            backward_flops=_sum_known(m.backward_flops for m in members),
         )
-        out.append(_with_field(row, columns(tracer.fields.get(id(o)) if o is not None else None), detail))
+        out.append(_with_field(row, columns(o.field if o.shape else None), detail))
     return out
+
+
+def _sum_known(values: Any) -> int | None:
+    """The sum of the values that are known; None if none is (no training step traced)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def book_step(rows: list[LayerCost], step: StepTrace) -> dict[str, tuple[int, int]]:
+    """Put the step's saved bytes and backward FLOPs on the traced rows of the same name.
+
+    Returns what ran under other names, (saved bytes, backward FLOPs) by name: the rows of a
+    training-only forward (auxiliary heads), for the caller to place. The loss (``(loss)``) and
+    the autograd engine's own ops (no row) are left to the totals.
+    """
+    from cnnzoo.analysis.step import LOSS_ROW
+
+    by_name = {r.name: r for r in rows}
+    for r in rows:
+        r.saved_bytes = step.saved.get(r.name, 0)
+        r.backward_flops = step.backward_flops.get(r.name, 0)
+    left: dict[str, tuple[int, int]] = {}
+    for name in {*step.saved, *step.backward_flops}:
+        if name and name != LOSS_ROW and name not in by_name:
+            left[name] = (step.saved.get(name, 0), step.backward_flops.get(name, 0))
+    return left
 
 
 def _position(name: str) -> str | None:

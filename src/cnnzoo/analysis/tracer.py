@@ -15,25 +15,47 @@ their input cost no activation memory. Every output of a multi-output op (``spli
 Rows are leaf modules (or modules with a leaf ``cost_type``, whose ops all count for them) and
 functional ops that run in a composite module's own ``forward`` (residual adds, concats, splits,
 flatten, functional activations).
+
+The training step (:mod:`cnnzoo.analysis.step`) subclasses this tracer: same rows, same names, so
+that what autograd saves and what the backward pass costs land on the rows of this table.
 """
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
 from cnnzoo.analysis.fields import Field
 from cnnzoo.analysis.kinds import COMPOSITE_KINDS, module_kind
-from cnnzoo.analysis.ops import Geometry, OpCost, OpRule, rule_of
+from cnnzoo.analysis.ops import Geometry, OpCost, OpRule, linear_or_matmul, rule_of
 from cnnzoo.errors import CnnzooError
 
-__all__ = ["Tracer", "RawRow", "Frame", "TraceError", "trace", "first_tensor"]
+__all__ = [
+    "Tracer",
+    "RawRow",
+    "Frame",
+    "TraceError",
+    "Inputs",
+    "Modules",
+    "ModuleHooks",
+    "TrainMode",
+    "FrameOut",
+    "frame_output",
+    "trace",
+    "first_tensor",
+    "make_inputs",
+]
+
+
+#: ops whose own kernel this process has run (see :meth:`Tracer._run`)
+_KERNELS_RUN: set[Any] = set()
 
 
 class TraceError(RuntimeError):
@@ -47,7 +69,15 @@ class TraceError(RuntimeError):
         super().__init__(f"analysis failed {where}: {type(cause).__name__}: {cause}")
 
 
-@dataclass(eq=False)
+class FrameOut(NamedTuple):
+    """What the table needs of a module call's output: its shape and its receptive field."""
+
+    shape: tuple[int, ...]
+    numel: int
+    field: Field | None
+
+
+@dataclass(eq=False, slots=True)
 class Frame:
     """One call of a named module."""
 
@@ -58,9 +88,20 @@ class Frame:
     inputs: list[Tensor] = field(default_factory=list)
     out: Any = None
     first_row: int = -1
+    summary: FrameOut | None = None  # kept by a tracer that lets go of ``out``
 
 
-@dataclass(eq=False)
+def frame_output(tracer: Tracer, frame: Frame) -> FrameOut:
+    """The output of a module call: from its summary, or from the tensor itself."""
+    if frame.summary is not None:
+        return frame.summary
+    o = first_tensor(frame.out)
+    if o is None:
+        return FrameOut((), 0, None)
+    return FrameOut(tuple(o.shape), o.numel(), tracer.fields.get(id(o)))
+
+
+@dataclass(eq=False, slots=True)
 class RawRow:
     """One row as traced: a leaf module call or a functional op in a composite module's forward."""
 
@@ -75,6 +116,7 @@ class RawRow:
     pool_flops: int = 0
     other_flops: int = 0  # everything else, by the per-op rules
     geom: Geometry | None = None  # of the first conv/pool op
+    groups: int | None = None  # of the first convolution
     params: int = 0
     n_ops: int = 0
 
@@ -82,14 +124,16 @@ class RawRow:
     def functional(self) -> bool:
         return self.module is None
 
-    def charge(self, mm: int, cost: OpCost) -> None:
+    def charge(self, cost: OpCost) -> None:
         """Count one op that ran for this row."""
-        self.mm_flops += mm
+        self.mm_flops += cost.mm
         self.pool_flops += cost.pool
         self.other_flops += cost.other
         self.n_ops += 1
         if cost.geom is not None and self.geom is None:
             self.geom = cost.geom
+        if cost.groups is not None and self.groups is None:
+            self.groups = cost.groups
 
 
 def first_tensor(x: Any) -> Tensor | None:
@@ -109,13 +153,52 @@ def first_tensor(x: Any) -> Tensor | None:
     return None
 
 
+class Inputs(NamedTuple):
+    """The forward's tensor arguments, by position and by name, batch dim included."""
+
+    args: tuple[tuple[int, ...], ...]
+    kwargs: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, shapes: Any) -> Inputs:
+        """One shape ``(B, C, H, W)``, a sequence of shapes, or a mapping of name -> shape."""
+        if isinstance(shapes, Inputs):
+            return shapes
+        if isinstance(shapes, Mapping):
+            return cls((), {k: tuple(v) for k, v in shapes.items()})
+        if shapes and isinstance(shapes[0], Sequence):
+            return cls(tuple(tuple(v) for v in shapes), {})
+        return cls((tuple(shapes),), {})
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [*self.args, *self.kwargs.values()]
+
+
+def make_inputs(inputs: Inputs, device: str, dtype: torch.dtype = torch.float32) -> tuple[list, dict]:
+    """The tensors of ``inputs``: empty on meta, seeded random values on a real device."""
+    gen = torch.Generator().manual_seed(0)
+
+    def one(shape: tuple[int, ...]) -> Tensor:
+        if device == "meta":
+            return torch.empty(shape, device="meta", dtype=dtype)
+        return torch.randn(shape, generator=gen, dtype=dtype)
+
+    return [one(s) for s in inputs.args], {k: one(s) for k, s in inputs.kwargs.items()}
+
+
 class Tracer(TorchDispatchMode):
     """Records rows while a model runs under it; see the module docstring.
 
     After the pass: ``rows`` (in call order), ``frames`` (every named module call), ``fields`` and
-    ``alias`` (per tensor id), ``seen_params`` (ids of the parameters some row counted), and
-    ``class_typed`` (leaf modules that state no kind and were typed by their class name).
+    ``alias`` (per tensor id), ``seen_params`` (ids of the parameters some row counted),
+    ``class_typed`` (leaf modules that state no kind and were typed by their class name) and
+    ``unsupported`` (op name -> the rows it ran in, for ops with no cost rule).
     """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # nothing here is ever compiled: skip the per-op wrapper torch adds for torch.compile
+        return False
 
     def __init__(self, names: dict[int, str], root: nn.Module) -> None:
         super().__init__()
@@ -130,10 +213,14 @@ class Tracer(TorchDispatchMode):
         self.name_stack: list[tuple[str, nn.Module]] = []
         self.row: RawRow | None = None
         self.row_depth = 0
+        self.op_row: RawRow | None = None  # the row the last op was charged to
+        self.op_rule: OpRule | None = None  # and its rule
         self.seen_params: set[int] = set()
         self.func_count: dict[tuple[str, str], int] = {}
         self.class_typed: list[str] = []
+        self.unsupported: dict[str, list[str]] = {}
         self._rules: dict[Any, OpRule] = {}
+        self._leaf: dict[int, bool] = {}
 
     # -- tensors -------------------------------------------------------------------------------
     def mark_input(self, x: Tensor) -> None:
@@ -167,7 +254,9 @@ class Tracer(TorchDispatchMode):
         self.stack.append(frame)
         self.frames.append(frame)
         kind = module_kind(module)
-        leaf = next(iter(module.children()), None) is None
+        leaf = self._leaf.get(id(module))
+        if leaf is None:
+            leaf = self._leaf[id(module)] = next(iter(module.children()), None) is None
         if leaf or (kind is not None and kind not in COMPOSITE_KINDS):
             self._open_module_row(name, module, kind, frame)
 
@@ -179,10 +268,13 @@ class Tracer(TorchDispatchMode):
         self.func_count[("#", name)] = calls
         row = RawRow(name if calls == 1 else f"{name}#{calls}", kind, tuple(self.stack), module)
         row.inputs = frame.inputs
+        # a leaf's own parameters are its ``_parameters``: skip the recursive generator
+        params = module._parameters.values() if self._leaf[id(module)] else module.parameters()
         n = 0
-        for p in module.parameters():
-            if id(p) not in self.seen_params:
-                self.seen_params.add(id(p))
+        seen = self.seen_params
+        for p in params:
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
                 n += p.numel()
         row.params = n
         self.row = row
@@ -200,6 +292,7 @@ class Tracer(TorchDispatchMode):
             return
         frame = self.stack.pop()
         frame.out = out
+        row = None
         if self.row_depth == 1:
             row = self.row
             row.out = out
@@ -207,6 +300,10 @@ class Tracer(TorchDispatchMode):
             self.row_depth = 0
             if row.kind != "identity":
                 self.rows.append(row)
+        self.closed(frame, row)
+
+    def closed(self, frame: Frame | None, row: RawRow | None) -> None:
+        """A module call (``frame``, with its ``row`` if it is one) or a functional row is complete."""
 
     def current_module(self) -> tuple[str, str]:
         if not self.name_stack:
@@ -221,13 +318,15 @@ class Tracer(TorchDispatchMode):
         if rule is None:
             rule = self._rules[func] = rule_of(func)
         out = self._run(func, rule, args, kwargs)
-        fl = flop_registry.get(func._overloadpacket)
-        mm = int(fl(*args, **kwargs, out_val=out)) if fl is not None else 0
-        ins = self._traced_inputs(args)
         row = self.row
+        self.op_row = row
+        self.op_rule = rule
+        if not rule.supported:
+            self._unsupported(func)
+        ins = self._traced_inputs(args)
         if not ins:
-            if mm and row is not None:
-                row.mm_flops += mm
+            if row is not None and (rule.row == "conv" or rule.row is linear_or_matmul):
+                self._charge_untraced(rule, args, kwargs, out, row)
             return out
         outs = [out] if isinstance(out, Tensor) else self._followed_outputs(rule, out)
         if not outs:
@@ -235,24 +334,55 @@ class Tracer(TorchDispatchMode):
         self._follow(func, rule, args, kwargs, ins, outs)
         cost = rule.cost(args, kwargs, ins[0][0], outs[0])
         if row is not None:
-            row.charge(mm, cost)
+            row.charge(cost)
         elif rule.row is not None:
-            self._functional_rows(func, rule, args, ins, outs, mm, cost)
+            self._functional_rows(func, rule, args, ins, outs, cost)
         return out
 
     @staticmethod
+    def _charge_untraced(rule: OpRule, args: tuple, kwargs: dict, out: Any, row: RawRow) -> None:
+        """A product of tensors that do not derive from the input (a weight-only product) still
+        counts for the row it runs in."""
+        o = first_tensor(out)
+        x = first_tensor(args)
+        if o is None or x is None:
+            return
+        try:
+            mm = rule.cost(args, kwargs, x, o).mm
+        except Exception:  # never let bookkeeping break a trace
+            mm = 0
+        row.mm_flops += mm
+
+    def _unsupported(self, func: Any) -> None:
+        name = str(func._overloadpacket).removeprefix("aten.")
+        where = self.name_stack[-1][0] if self.name_stack else "(model)"
+        rows = self.unsupported.setdefault(name, [])
+        if where not in rows:
+            rows.append(where)
+
+    @staticmethod
     def _run(func, rule: OpRule, args: tuple, kwargs: dict) -> Any:
-        """The op's output: the table's meta shape where it has one, else torch's kernel."""
-        if rule.shape is not None and args and not kwargs:
+        """The op's output: the table's meta shape where it has one, else torch's kernel.
+
+        The first time this process runs torch's own kernel for an op, its cached first-call path
+        may leave reference cycles holding the op's tensors (lazy imports raise and catch); with
+        the collector paused they would outlive the op, so they are collected right away.
+        """
+        if rule.shape is not None and args:
             x = args[0]
-            if isinstance(x, Tensor) and x.is_meta:
+            if not isinstance(x, Tensor) or x.is_meta:
                 try:
-                    out = rule.shape(args)
+                    out = rule.shape(args, kwargs)
                 except Exception:  # a shape rule that does not fit: torch's own meta kernel decides
                     out = None
                 if out is not None:
                     return out
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if func not in _KERNELS_RUN:
+            _KERNELS_RUN.add(func)
+            if not gc.isenabled():
+                gc.collect(0)
+        return out
 
     def _traced_inputs(self, args: tuple) -> list[tuple[Tensor, Field]]:
         """The op's tensor inputs that derive from the network input, with their fields."""
@@ -300,7 +430,7 @@ class Tracer(TorchDispatchMode):
                 self.alias[id(o)] = self.root_of(a0 if isinstance(a0, Tensor) else x0)
 
     def _functional_rows(
-        self, func, rule: OpRule, args: tuple, ins: list, outs: list[Tensor], mm: int, cost: OpCost
+        self, func, rule: OpRule, args: tuple, ins: list, outs: list[Tensor], cost: OpCost
     ) -> None:
         """An op in a composite module's own forward: a row per followed output."""
         pk = func._overloadpacket
@@ -317,11 +447,13 @@ class Tracer(TorchDispatchMode):
             row.inputs = [t for t, _ in ins]
             row.out = o
             if i == 0:  # the op's cost and parameters count once, on its first output's row
-                row.charge(mm, cost)
+                row.charge(cost)
                 row.params = self._new_params(args)
+                self.op_row = row
             else:
                 row.n_ops = 1
             self.rows.append(row)
+            self.closed(None, row)
 
     def _new_params(self, args: tuple) -> int:
         n = 0
@@ -332,42 +464,119 @@ class Tracer(TorchDispatchMode):
         return n
 
 
-def trace(
-    model: nn.Module, shape: tuple[int, ...], device: str = "meta", state: dict[str, Tensor] | None = None
-) -> Tracer:
-    """Run ``model`` once on an input of ``shape`` under a :class:`Tracer`, in eval mode.
+def call(model: nn.Module, args: list, kwargs: dict, state: dict[str, Tensor] | None) -> Any:
+    """``model(*args, **kwargs)``, on meta stand-ins for its weights when ``state`` is given."""
+    if state is None:
+        return model(*args, **kwargs)
+    return torch.func.functional_call(model, state, tuple(args), kwargs, strict=False, tie_weights=True)
 
-    ``state`` (from :func:`~cnnzoo.analysis.meta.meta_state`) runs a user's module on meta
-    stand-ins for its weights. The train/eval flags are restored afterwards.
+
+class Modules(NamedTuple):
+    """A model's modules, walked once per analysis: by id (the hooks' lookup), in order, and their
+    parameters and buffers as ``named_parameters()`` / ``named_buffers()`` give them."""
+
+    names: dict[int, str]
+    modules: list[nn.Module]
+    custom_train: bool  # some module overrides ``train()`` (it must be called, not bypassed)
+    params: list[tuple[str, nn.Parameter]]
+    buffers: list[tuple[str, Tensor]]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> Modules:
+        named = list(model.named_modules())
+        mods = [m for _, m in named]
+        base = nn.Module.train
+        return cls(
+            {id(m): n for n, m in named},
+            mods,
+            any(type(m).train is not base for m in mods),
+            _members(named, "_parameters"),
+            _members(named, "_buffers"),
+        )
+
+
+def _members(named: list[tuple[str, nn.Module]], attr: str) -> list[tuple[str, Any]]:
+    seen: set[int] = set()
+    out = []
+    for prefix, m in named:
+        for k, v in getattr(m, attr).items():
+            if v is not None and id(v) not in seen:
+                seen.add(id(v))
+                out.append((f"{prefix}.{k}" if prefix else k, v))
+    return out
+
+
+class TrainMode:
+    """``model.train(training)`` for the duration of a ``with`` block; every flag restored after.
+
+    ``nn.Module.train`` walks the tree through ``__setattr__``, a sixth of a trace's time on
+    ResNet-152; where no module overrides ``train()``, the flags are set directly.
+    """
+
+    def __init__(self, model: nn.Module, modules: Modules, training: bool) -> None:
+        self.model, self.modules, self.training = model, modules, training
+
+    def __enter__(self) -> TrainMode:
+        mods = self.modules.modules
+        self.flags = [m.training for m in mods]
+        if self.modules.custom_train:
+            self.model.train(self.training)
+        else:
+            for m in mods:
+                m.__dict__["training"] = self.training
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for m, t in zip(self.modules.modules, self.flags, strict=True):
+            m.__dict__["training"] = t
+
+
+class ModuleHooks:
+    """The tracer's global module hooks for the duration of a ``with`` block."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    def __enter__(self) -> ModuleHooks:
+        self.handles = (
+            register_module_forward_pre_hook(self.tracer.pre_hook),
+            register_module_forward_hook(self.tracer.post_hook),
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def trace(
+    model: nn.Module,
+    shape: Any,
+    device: str = "meta",
+    state: dict[str, Tensor] | None = None,
+    dtype: torch.dtype = torch.float32,
+    modules: Modules | None = None,
+) -> Tracer:
+    """Run ``model`` once on inputs of ``shape`` under a :class:`Tracer`, in eval mode.
+
+    ``shape`` is one shape (batch dim included), a sequence of shapes (positional inputs) or a
+    mapping of argument name -> shape. ``state`` (from :func:`~cnnzoo.analysis.meta.meta_state`)
+    runs a user's module on meta stand-ins for its weights. The train/eval flags are restored.
 
     Raises:
         TraceError: the forward pass failed (a :class:`~cnnzoo.errors.CnnzooError` passes as-is).
     """
-    names = {id(m): n for n, m in model.named_modules()}
-    tracer = Tracer(names, model)
-    if device == "meta":
-        x = torch.empty(shape, device="meta")
-    else:
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    tracer.mark_input(x)
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    h1 = register_module_forward_pre_hook(tracer.pre_hook)
-    h2 = register_module_forward_hook(tracer.post_hook)
+    modules = modules or Modules.of(model)
+    tracer = Tracer(modules.names, model)
+    args, kwargs = make_inputs(Inputs.of(shape), device, dtype)
+    for x in (*args, *kwargs.values()):
+        tracer.mark_input(x)
     try:
-        with torch.no_grad(), tracer:
-            if state is None:
-                model(x)
-            else:
-                torch.func.functional_call(model, state, (x,), strict=False, tie_weights=True)
+        with TrainMode(model, modules, False), torch.no_grad(), ModuleHooks(tracer), tracer:
+            call(model, args, kwargs, state)
     except CnnzooError:
         raise
     except Exception as e:
         name, typ = tracer.current_module()
         raise TraceError(name, typ, e) from e
-    finally:
-        h1.remove()
-        h2.remove()
-        for m, t in flags:
-            m.training = t
     return tracer
