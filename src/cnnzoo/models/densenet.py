@@ -49,7 +49,6 @@ Choices:
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import torch
@@ -60,6 +59,7 @@ from torch.utils.checkpoint import checkpoint
 from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init
+from cnnzoo.models._residual import is_int, is_real
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -139,9 +139,11 @@ class DenseLayer(nn.Module):
             calls += 1
             if calls == 1 or not self.norm1.training:
                 return self._first_conv(*xs)
-            # the recomputation in backward: the same batch statistics, no second running update
+            # the recomputation in backward: the same batch statistics, but momentum 0 leaves the
+            # running averages as the first pass left them (and saves the same tensors)
             bn = self.norm1
-            x = F.batch_norm(torch.cat(xs, 1), None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+            x = torch.cat(xs, 1)
+            x = F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, True, 0.0, bn.eps)
             return self.conv1(self.relu1(x))
 
         return checkpoint(first_conv, *inputs, use_reentrant=False)
@@ -312,10 +314,6 @@ class DenseNet(ZooModel):
         return x if pre_logits else self.classifier(x)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _check_options(
     block_config: tuple[int, ...],
     growth_rate: Any,
@@ -326,24 +324,24 @@ def _check_options(
     dropout: Any,
 ) -> None:
     """One clear line for each option of :class:`DenseNet` that cannot work."""
-    if not _is_int(growth_rate) or growth_rate < 1:
+    if not is_int(growth_rate) or growth_rate < 1:
         raise ConfigError(
             f"growth_rate k is the number of maps each dense layer adds and must be an int of at least 1, "
             f"got {growth_rate!r}; the paper uses 12, 24, 32, 40 or 48"
         )
-    if not block_config or not all(_is_int(n) and n >= 1 for n in block_config):
+    if not block_config or not all(is_int(n) and n >= 1 for n in block_config):
         raise ConfigError(f"block_config needs a positive layer count per dense block, got {block_config!r}")
-    if num_init_features is not None and not (_is_int(num_init_features) and num_init_features >= 1):
+    if num_init_features is not None and not (is_int(num_init_features) and num_init_features >= 1):
         raise ConfigError(
             f"num_init_features must be an int of at least 1 (or None for 2k), got {num_init_features!r}"
         )
-    if bn_size is not None and not (_is_int(bn_size) and bn_size >= 1):
+    if bn_size is not None and not (is_int(bn_size) and bn_size >= 1):
         raise ConfigError(f"bn_size must be an int of at least 1 (4 in DenseNet-B) or None, got {bn_size!r}")
-    if isinstance(compression, bool) or not isinstance(compression, numbers.Real) or not 0 < compression <= 1:
+    if not (is_real(compression) and 0 < compression <= 1):
         raise ConfigError(f"compression θ must be in (0, 1] (0.5 in DenseNet-C), got {compression!r}")
     if stem not in ("imagenet", "cifar"):
         raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not (is_real(dropout) and 0 <= dropout < 1):
         raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
 
 

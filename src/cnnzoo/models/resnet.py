@@ -5,9 +5,21 @@ He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016, 
 Every depth is a row of data: block type and blocks per stage (``(3, 4, 6, 3)`` for ResNet-50,
 :data:`RESNET_DEPTHS`), and every registered name a typed :class:`ResNetVariant` row of
 :data:`VARIANTS`. One :class:`ResNet` class builds them all, the CIFAR nets of §4.2 and their plain
-counterparts included (see "CIFAR family" below). Its block options (``groups``/``base_width``,
-``attn_layer``, ``drop_path_rate``) are those of :mod:`cnnzoo.layers.residual`, so ResNeXt, SE-ResNet
-and stochastic depth are arguments rather than forks; they are off in every wave-1 model.
+counterparts included (see "CIFAR family" below). Its block options are those of
+:mod:`cnnzoo.layers.residual`, so the descendants are arguments rather than forks, each family a
+file of rows calling :class:`ResNet`: pre-activation (``block="preact_*"``, ``stem_act``;
+:mod:`~cnnzoo.models.preact_resnet`), ResNeXt (``groups``/``base_width``; :mod:`~cnnzoo.models.
+resnext`), Wide ResNet (``widths``, ``dropout``; :mod:`~cnnzoo.models.wide_resnet`), SE
+(``attn_layer``, ``stem_pool="ceil"`` for the authors' release; :mod:`~cnnzoo.models.senet`) and
+stochastic depth (``drop_path_rate``, ``drop_path_mode``) for any of them. They are off in every
+wave-1 model.
+
+Stochastic depth (Huang, Sun, Liu, Sedra, Weinberger, "Deep Networks with Stochastic Depth",
+ECCV 2016) is registered as ``resnet110_sd`` and ``resnet1202_sd``: the CIFAR nets with
+``drop_path_rate=0.5``. Block l of L (counted over all stages, 1-based) holds a
+:class:`~cnnzoo.layers.drop.DropPath` of drop probability (l / L)(1 − p_L); in training a dropped
+block returns ReLU(shortcut) without computing its branch, for the whole mini-batch; in eval every
+branch runs, scaled by its survival probability p_l.
 
 ======================  ===========  ==============  =============================================
 name                    block        stages          departs from the paper
@@ -49,13 +61,11 @@ shortcuts (the degradation experiment, Fig. 6). Fashion-MNIST's 28×28 images ar
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.drop import DropMode, DropPath
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init, zero_init_residual_
@@ -68,6 +78,7 @@ from cnnzoo.layers.residual import (
     PreActBottleneck,
     ShortcutOption,
 )
+from cnnzoo.models._residual import check_resnet_options, residual_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -80,7 +91,6 @@ __all__ = [
     "PAPER",
     "BAG_OF_TRICKS",
     "STOCHASTIC_DEPTH",
-    "residual_cfg",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -214,7 +224,8 @@ class ResNet(ZooModel):
         drop_path_mode: DropMode = "batch",
     ) -> None:
         super().__init__()
-        _check_options(block, layers, widths, groups, base_width, dropout, drop_path_rate, drop_path_mode)
+        check_resnet_options(block, BLOCKS, layers, widths, groups, base_width, dropout, drop_path_rate,
+                             drop_path_mode)  # fmt: skip
         if stem_pool not in ("pad", "ceil"):
             raise ConfigError(f"stem_pool must be 'pad' or 'ceil', got {stem_pool!r}")
         self.num_classes = num_classes
@@ -294,60 +305,6 @@ class ResNet(ZooModel):
         return x if pre_logits else self.fc(x)
 
 
-def _check_options(
-    block: str,
-    layers: tuple[int, ...],
-    widths: tuple[int, ...],
-    groups: Any,
-    base_width: Any,
-    dropout: Any,
-    drop_path_rate: Any,
-    drop_path_mode: str,
-) -> None:
-    """One clear line for each option of :class:`ResNet` that cannot work."""
-    if block not in BLOCKS:
-        raise ConfigError(f"block must be one of {', '.join(BLOCKS)}, got {block!r}")
-    if len(layers) != len(widths) or not all(_is_int(n) and n >= 1 for n in layers):
-        raise ConfigError(f"need one positive block count per stage width {widths}, got layers={layers}")
-    if not all(_is_int(w) and w >= 1 for w in widths):
-        raise ConfigError(f"stage widths must be positive ints, got widths={widths}")
-    if not (_is_real(drop_path_rate) and 0.0 <= drop_path_rate < 1.0):
-        raise ConfigError(
-            f"drop_path_rate is the last block's drop probability 1 - p_L and must be in [0, 1), "
-            f"got {drop_path_rate!r}; the paper's is 0.5"
-        )
-    if drop_path_mode not in ("batch", "sample"):
-        raise ConfigError(
-            f"drop_path_mode must be 'batch' (the paper) or 'sample' (timm), got {drop_path_mode!r}"
-        )
-    if not (_is_real(dropout) and 0.0 <= dropout < 1.0):
-        raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
-    if dropout > 0 and block.endswith("bottleneck"):
-        raise ConfigError(
-            "dropout sits between the two convs of a basic block (Wide ResNet): use block='basic'"
-        )
-    if not (_is_int(groups) and groups >= 1 and _is_int(base_width) and base_width >= 1):
-        raise ConfigError(
-            f"groups (cardinality) and base_width must be positive ints, got groups={groups!r}, "
-            f"base_width={base_width!r}"
-        )
-    if (groups, base_width) != (1, 64) and block.endswith("bottleneck"):
-        bad = [w for w in widths if w * base_width % 64]
-        if bad:
-            raise ConfigError(
-                f"base_width={base_width} gives a fractional per-group width planes * base_width / 64 at "
-                f"planes={bad[0]}: pick a base_width that makes it whole at every stage width {widths}"
-            )
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 def _stem_conv(stem: str, in_chans: int, width: int) -> nn.Module:
     if stem == "7x7":
         return nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
@@ -420,49 +377,6 @@ VARIANTS: dict[str, ResNetVariant] = {
         reported={"dataset": "cifar10+", "error": 4.91, "source": "Huang et al. 2016, §4 (1202 layers)"},
     ),
 }  # fmt: skip
-
-
-def residual_cfg(
-    *,
-    cifar: bool,
-    paper: str,
-    year: int,
-    family: str,
-    notes: str,
-    min_input_size: int | None = None,
-    extra: dict[str, Any] | None = None,
-) -> ModelConfig:
-    """The config of a residual-family model: CIFAR-10 at 32×32 (28×28 data zero-padded to 32)
-    or ImageNet at 224 (28×28 data resized to 64: 2×2 maps in the last stage); the minimum input
-    is the smallest side whose last map is 2×2 (see the module docstring), 5 or 33 by default."""
-    extra = {k: v for k, v in (extra or {}).items() if v is not None}
-    if cifar:
-        return ModelConfig(
-            input_size=(3, 32, 32),
-            min_input_size=min_input_size or 5,
-            num_classes=10,
-            paper=paper,
-            year=year,
-            family=family,
-            mean=CIFAR10_MEAN,
-            std=CIFAR10_STD,
-            small_input_size=32,
-            small_input_mode="pad",
-            notes=notes,
-            extra=extra,
-        )
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=min_input_size or 33,
-        num_classes=1000,
-        paper=paper,
-        year=year,
-        family=family,
-        small_input_size=64,
-        small_input_mode="resize",
-        notes=notes,
-        extra=extra,
-    )
 
 
 def _cfg(name: str) -> ModelConfig:

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from cnnzoo.models.resnet import RESNET_DEPTHS, ResNet, residual_cfg
+from cnnzoo.models._residual import residual_cfg
+from cnnzoo.models.resnet import RESNET_DEPTHS, ResNet
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [

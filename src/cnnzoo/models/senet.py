@@ -39,7 +39,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from cnnzoo.layers.squeeze_excite import SqueezeExcite
-from cnnzoo.models.resnet import RESNET_DEPTHS, ResNet, residual_cfg
+from cnnzoo.models._residual import residual_cfg
+from cnnzoo.models.resnet import RESNET_DEPTHS, ResNet
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [

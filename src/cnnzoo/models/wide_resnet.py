@@ -32,11 +32,11 @@ Choices (the authors' code, szagoruyko/wide-residual-networks):
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.models.resnet import RESNET_DEPTHS, ResNet, residual_cfg
+from cnnzoo.models._residual import is_int, residual_cfg
+from cnnzoo.models.resnet import RESNET_DEPTHS, ResNet
 from cnnzoo.registry import ModelConfig, register_model
 
 __all__ = [
@@ -100,11 +100,7 @@ def wrn_widths(depth: int, widen_factor: Any) -> tuple[tuple[int, int, int], tup
     """
     if (depth - 4) % 6 or depth < 10:
         raise ConfigError(f"a WRN's depth is 6N + 4 (10, 16, 22, 28, 40...), got {depth}")
-    if not (
-        isinstance(widen_factor, numbers.Integral)
-        and not isinstance(widen_factor, bool)
-        and widen_factor >= 1
-    ):
+    if not (is_int(widen_factor) and widen_factor >= 1):
         raise ConfigError(
             f"widen_factor k must be an int of at least 1 (widths 16k, 32k, 64k), got {widen_factor!r}"
         )
