@@ -38,6 +38,7 @@ class Run(NamedTuple):
     kwargs: dict[str, Any]
     steps: int
     batch: int
+    lr: float = 0.05
 
     @property
     def label(self) -> str:
@@ -49,8 +50,8 @@ RUNS = (
     Run("preact_resnet110", {}, 100, 32),
     Run("preact_resnet164", {}, 100, 32),
     Run("preact_resnet1001", {"widths": (4, 8, 16)}, 100, 32),
-    Run("resnext29_8x64d", {"base_width": 4}, 100, 32),
-    Run("resnext29_16x64d", {"base_width": 4}, 100, 32),
+    Run("resnext29_8x64d", {"widths": (16, 32, 64), "base_width": 16}, 100, 32),
+    Run("resnext29_16x64d", {"widths": (16, 32, 64), "base_width": 16}, 100, 32),
     Run("wrn16_8", {"widen_factor": 1}, 100, 32),
     Run("wrn28_10", {"widen_factor": 1}, 100, 32),
     Run("wrn40_4", {"widen_factor": 1}, 100, 32),
@@ -67,7 +68,7 @@ def train_and_test(run: Run, train, test) -> tuple[float, float, float]:
     """(test accuracy, final training loss over the last 10 steps, seconds)."""
     torch.manual_seed(0)
     model = create_model(run.name, in_chans=1, num_classes=10, **run.kwargs)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=0.9, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / run.steps)
     data = train.subset(run.steps * run.batch, seed=0)
 
