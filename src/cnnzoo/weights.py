@@ -846,3 +846,41 @@ register_key_map(
         ),
     ),
 )
+
+# The residual families and DenseNet (issue 12): pre-activation, ResNeXt, Wide ResNet, SE, DenseNet.
+# torchvision's ResNeXt and wide ResNets are its ResNet with other widths, and timm's SE-ResNet(X)s
+# its ResNet with an SE module named ``se`` (fc1/fc2): cnnzoo keeps those keys, so the maps are
+# identities. timm's legacy SENet and torchvision's DenseNet have keys of their own.
+_TORCHVISION_RESIDUAL_SAME_NAMES = (
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
+# torchvision's files before 0.3 spell a dense layer's parts ``norm.1``, ``conv.2``; its own loader
+# (``_load_state_dict`` in torchvision/models/densenet.py) rewrites them, and so does this rule.
+_DENSENET_OLD_KEYS = (r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2.")
+
+register_key_map(
+    *(KeyMap("torchvision", n, (n,)) for n in _TORCHVISION_RESIDUAL_SAME_NAMES),
+    *(
+        KeyMap(
+            "torchvision",
+            n,
+            (n,),
+            rename=((r"^features\.", ""), _DENSENET_OLD_KEYS),
+            note="torchvision's DenseNet keys without the features. prefix (old-style norm.1 keys accepted)",
+        )
+        for n in ("densenet121", "densenet161", "densenet169", "densenet201")
+    ),
+    KeyMap("timm", "seresnet50", ("seresnet50",)),
+    KeyMap("timm", "seresnext50_32x4d", ("seresnext50_32x4d",)),
+    KeyMap(
+        "timm",
+        "legacy_seresnet50",
+        ("seresnet50_v1",),
+        rename=((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc.")),
+        note="the SENet authors' Caffe release (stride in the first 1x1, ceil-mode stem pool), as timm ports it",
+    ),
+)
