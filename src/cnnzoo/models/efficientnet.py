@@ -47,6 +47,8 @@ Choices and departures:
   (its 1/32 map grows from 14 to 15), never 9.9; the paper does not say how the column was
   computed. B2's torchvision figure (1.088) is at its weights' 288 crop; at the paper's 260 the
   network counts 0.994 G.
+* **B2's parameters**: 9,109,994 where Table 2 prints 9.2 M (the other seven round to the table;
+  torchvision and timm count the same 9,109,994).
 * **Head width** 1280 · w (timm's rounding; torchvision's 4 × the last stage's width is the same
   number at every coefficient).
 * **Reported accuracy**: Table 2 of the ICML 2019 paper (single crop at each resolution); the

@@ -24,13 +24,13 @@ Choices and departures:
 * **Width** (§6.1): every width is ``make_divisible(c · α, 8)``, as TF-slim and torchvision
   round it, and the last 1×1 conv keeps its 1280 below α = 1 ("we apply width multiplier to all
   layers except the very last convolutional layer ... for multipliers less than one"); at 1.4 it
-  is 1792. The paper rounds none of this, hence "3.4 M" for 3.50 M.
+  is 1792.
 * **1.4× at 6.9 M**: Table 4 prints 6.9 M parameters and 585 M MACs for MobileNetV2 (1.4), but
   the network it describes has 6.11 M and 582 M (TF-slim's 1.4 checkpoint: "6.06 M", 582 M;
   torchvision's ``width_mult=1.4``: the same 6,108,776). The counts here are the network's. The
   TF-slim parameter column is lower at every width (1.66 M for 1,677,128) because it counts no
   BatchNorm parameters: the counts here less BN's γ and β (1,663,048 … 6,060,840) give its
-  figures to the printed digit.
+  figures to the printed digit. Table 4's "3.4 M" is that BN-free 3.47 M cut to one decimal.
 * **Dropout** 0.2 before the classifier (torchvision; the paper does not give one).
 * **t = 1**: the first row's bottleneck has no expansion conv (t = 1 would be an identity 1×1),
   so it is the depthwise-separable block with a linear output, as in torchvision and TF-slim.

@@ -32,6 +32,7 @@ Choices and departures:
   1×1 expansion conv, the depthwise conv comes first (torchvision, TF).
 * **BN**: eps 0.001, momentum 0.01 (TF's decay 0.99, §6.1: "batch-normalization layers with
   average decay of 0.99"), as torchvision.
+* **Counts**: Table 3 cuts the parameters to one decimal (5.48 M is "5.4 M").
 * **MACs**: 216.6 M where Table 3 prints 219 M for Large (TF-slim's checkpoint table: 217 M); the
   paper does not say what it counted beyond convs and the classifier. Small: 56.5 M (56 M).
 
