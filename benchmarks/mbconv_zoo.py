@@ -11,10 +11,12 @@ Three parts, each printed as a Markdown table for ``benchmarks/README.md``:
 * ``learn``: the proof that every variant learns. Each trains ``--steps`` Adam steps (lr 1e-3,
   batch ``--batch``) on Fashion-MNIST resized to its ``small_input_size`` (64) and is scored on
   ``--test`` test images (chance is 10%). This is the small-input adaptation: the EfficientNets
-  at their paper resolutions (up to 600 px) are far too slow for a CPU. BN momentum is 0.1 for
-  every model here (the TF-ported nets default to 0.01, whose running statistics need hundreds of
-  steps to settle before an eval-mode score means anything); everything else is each variant's
-  default, drop connect and dropout included.
+  at their paper resolutions (up to 600 px) are far too slow for a CPU (``--side`` sets another
+  input side). Before the eval-mode score, the BN running statistics are re-estimated over 20
+  training batches for the final weights (``torch.optim.swa_utils.update_bn``, "precise BN"): a
+  few dozen Adam steps move the weights faster than the running averages follow (0.1 per step,
+  0.01 in the TF-ported nets), and the stale statistics alone would score chance. Everything
+  else is each variant's default, drop connect and dropout included.
 
     .venv/bin/python benchmarks/mbconv_zoo.py [--part build|macs|learn|all] [--models 'efficientnet*']
 """
@@ -175,6 +177,7 @@ def part_macs(names: list[str]) -> None:
 def part_learn(names: list[str], steps: int, batch: int, n_test: int, side: int | None) -> None:
     import torch
     from torch import nn
+    from torch.optim.swa_utils import update_bn
 
     from cnnzoo import create_model, get_model_config
     from cnnzoo.data import adapt_images, load_dataset
@@ -188,7 +191,7 @@ def part_learn(names: list[str], steps: int, batch: int, n_test: int, side: int 
     for name in names:
         torch.manual_seed(0)
         side = side_arg or get_model_config(name).small_input_size
-        model = create_model(name, in_chans=1, num_classes=10, bn_momentum=0.1).to(memory_format=cl)
+        model = create_model(name, in_chans=1, num_classes=10).to(memory_format=cl)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
         def prep(images, side=side):
@@ -206,6 +209,8 @@ def part_learn(names: list[str], steps: int, batch: int, n_test: int, side: int 
             loss.backward()
             opt.step()
             losses.append(loss.item())
+        # "precise BN": the running statistics re-estimated for the final weights (module docstring)
+        update_bn((prep(train.images[i : i + batch]) for i in range(0, min(20, steps) * batch, batch)), model)
         model.eval()
         with torch.no_grad():
             pred = torch.cat([model(prep(test.images[i : i + 250])).argmax(1) for i in range(0, n_test, 250)])

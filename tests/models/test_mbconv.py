@@ -304,13 +304,16 @@ def test_a_checkpoint_with_another_class_count_loads_all_but_the_head(tmp_path):
 @pytest.mark.slow
 def test_mobilenet_v3_small_learns_fashion_mnist(fashion_train, fashion_test):
     """Real data: 60 Adam steps (batch 32, 1,920 images at the family's 64×64) take MobileNet v3 Small
-    well above chance (10%) on 1,000 test images. benchmarks/mbconv_zoo.py runs every variant."""
+    well above chance (10%) on 1,000 test images, once the BN statistics are re-estimated for the
+    final weights (a few dozen steps outrun BN's momentum 0.01). benchmarks/mbconv_zoo.py runs every
+    variant."""
+    from torch.optim.swa_utils import update_bn
+
     from cnnzoo.data import adapt_images
 
     torch.manual_seed(0)
     steps, batch, cl = 60, 32, torch.channels_last
-    model = cnnzoo.create_model("mobilenet_v3_small", in_chans=1, num_classes=10, bn_momentum=0.1)
-    model = model.to(memory_format=cl)
+    model = cnnzoo.create_model("mobilenet_v3_small", in_chans=1, num_classes=10).to(memory_format=cl)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train, test = fashion_train.subset(steps * batch, seed=0), fashion_test.subset(1000, seed=0)
 
@@ -324,9 +327,10 @@ def test_mobilenet_v3_small_learns_fashion_mnist(fashion_train, fashion_test):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    update_bn((prep(train.images[i : i + batch]) for i in range(0, 20 * batch, batch)), model)
     model.eval()
     with torch.no_grad():
         pred = torch.cat([model(prep(test.images[i : i + 250])).argmax(1) for i in range(0, 1000, 250)])
     acc = (pred == test.labels).float().mean().item()
     print(f"mobilenet_v3_small on Fashion-MNIST: {steps} steps, test acc {acc:.3f}")
-    assert acc > 0.3  # chance is 0.1; 0.46 measured
+    assert acc > 0.4  # chance is 0.1; 0.67 measured
