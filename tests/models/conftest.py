@@ -62,3 +62,36 @@ def macs() -> Callable[..., float]:
     """``macs(model_or_name, size=None)``: conv and linear multiply-adds at batch 1 (the papers'
     "FLOPs"), at ``size``×``size`` or the config's input size."""
     return _conv_linear_macs
+
+
+@pytest.fixture
+def fashion_short_run(fashion_train, fashion_test) -> Callable[..., float]:
+    """``run(name, steps, lr, batch=32)``: test top-1 on 1,000 Fashion-MNIST test images after
+    ``steps`` SGD steps (Nesterov momentum 0.9, linear decay to 0) at the config's small input."""
+    from cnnzoo.data import adapt_images
+
+    def run(name: str, steps: int, lr: float, batch: int = 32) -> float:
+        torch.manual_seed(0)
+        model = cnnzoo.create_model(name, in_chans=1, num_classes=10).train()
+        cfg = model.default_cfg
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
+        train, test = fashion_train.subset(steps * batch, seed=0), fashion_test.subset(1000, seed=0)
+
+        def prep(images: torch.Tensor) -> torch.Tensor:
+            size, mode = cfg.small_input_size, cfg.small_input_mode
+            return adapt_images(images, size=size, mode=mode, mean=train.mean, std=train.std, in_chans=1)
+
+        for step in range(steps):
+            sl = slice(step * batch, (step + 1) * batch)
+            loss = nn.functional.cross_entropy(model(prep(train.images[sl])), train.labels[sl])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        with torch.no_grad():
+            pred = torch.cat([model(prep(test.images[i : i + 250])).argmax(1) for i in range(0, 1000, 250)])
+        return (pred == test.labels).float().mean().item()
+
+    return run

@@ -114,3 +114,9 @@ def test_width_is_a_builder_argument():
         m = create_model("shufflenet_v1_g8", width=0.5)
     assert (m.conv1.out_channels, m.stage_channels) == (16, (192, 384, 768))  # the authors' 0.5x g=8
     assert m(torch.empty(1, 3, 224, 224, device="meta")).shape == (1, 1000)
+
+
+@pytest.mark.slow
+def test_shufflenet_v1_learns_fashion_mnist(fashion_short_run):
+    """100 steps of 32 images at 64×64, g = 3: well above chance (10 %)."""
+    assert fashion_short_run("shufflenet_v1_g3", steps=100, lr=0.05) > 0.5

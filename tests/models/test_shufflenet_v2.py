@@ -83,3 +83,9 @@ def test_stages_and_head():
         ("conv1", 24, 2), ("maxpool", 24, 4), ("stage2", 116, 8), ("stage3", 232, 16), ("conv5", 1024, 32)
     ]  # fmt: skip
     assert [len(getattr(m, f"stage{i}")) for i in (2, 3, 4)] == [4, 8, 4]
+
+
+@pytest.mark.slow
+def test_shufflenet_v2_learns_fashion_mnist(fashion_short_run):
+    """100 steps of 32 images at 64×64: well above chance (10 %)."""
+    assert fashion_short_run("shufflenet_v2_x0_5", steps=100, lr=0.05) > 0.6

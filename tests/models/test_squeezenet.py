@@ -96,14 +96,17 @@ def test_a_simple_bypass_needs_equal_widths():
     assert "\n" not in str(e.value) and isinstance(e.value, ValueError)
 
 
-def test_init_is_the_authors_caffe_fillers():
+@pytest.mark.parametrize("init, gain", [("he", 6), ("caffe", 3)])
+def test_inits_he_by_default_or_the_authors_caffe_fillers(init, gain):
     torch.manual_seed(0)
-    m = create_model("squeezenet1_0")
+    m = create_model("squeezenet1_0", **({} if init == "he" else {"init": init}))
     w = m.fire9.expand3x3.conv.weight  # fan-in 64 * 9
-    bound = math.sqrt(3 / (64 * 9))
-    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound  # U(±√(3 / fan_in))
+    bound = math.sqrt(gain / (64 * 9))
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound  # U(±√(gain / fan_in))
     assert m.conv10.weight.std().item() == pytest.approx(0.01, rel=0.05)
     assert all(not c.bias.any() for c in m.modules() if isinstance(c, nn.Conv2d))
+    with pytest.raises(ConfigError, match="init must be one of he, caffe"):
+        create_model("squeezenet1_0", init="xavier")
 
 
 @pytest.mark.parametrize("name, side", [("squeezenet1_0", 21), ("squeezenet1_1", 17)])
@@ -120,3 +123,9 @@ def test_pre_logits_are_fire9s_pooled_features():
     feats = m.forward_features(torch.randn(2, 3, 64, 64))
     assert m.forward_head(feats, pre_logits=True).shape == (2, 512)
     assert torch.allclose(m.forward_head(feats, pre_logits=True), feats.mean((2, 3)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_squeezenet1_1_learns_fashion_mnist(fashion_short_run):
+    """150 steps of 32 images at 64×64 (lr 0.005: see the init note): 43 % measured, chance 10 %."""
+    assert fashion_short_run("squeezenet1_1", steps=150, lr=0.005) > 0.3
