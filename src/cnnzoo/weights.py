@@ -1035,3 +1035,71 @@ register_key_map(
     *(KeyMap("timm", f"tf_efficientnet_b{i}", (f"tf_efficientnet_b{i}",), rename=_TIMM_MBCONV,
              note="the official TensorFlow checkpoints (SAME padding, BN eps 1e-3)") for i in range(8)),
 )  # fmt: skip
+# --- SqueezeNet, ShuffleNet v2 (issue 13); Xception, NASNet-A (issue 14) ----------------------------
+# torchvision's SqueezeNets number their layers (features.N, classifier.1) where ours are named
+# after Table 1 (conv1, fire2 ... fire9, conv10); the index of each fire module follows its pools.
+_SQUEEZENET_FIRES = {
+    "squeezenet1_0": {3: 2, 4: 3, 5: 4, 7: 5, 8: 6, 9: 7, 10: 8, 12: 9},
+    "squeezenet1_1": {3: 2, 4: 3, 6: 4, 7: 5, 9: 6, 10: 7, 11: 8, 12: 9},
+}
+
+
+def _squeezenet_map(layout: str) -> KeyMap:
+    fires = _SQUEEZENET_FIRES[layout]
+    return KeyMap(
+        "torchvision",
+        layout,
+        (layout,),
+        rename=(
+            (r"^features\.0\.", "conv1.conv."),
+            (r"^features\.(\d+)\.", lambda m: f"fire{fires[int(m.group(1))]}."),
+            (r"\.(squeeze|expand1x1|expand3x3)\.", r".\1.conv."),
+            (r"^classifier\.1\.", "conv10."),
+        ),
+    )
+
+
+# torchvision's ShuffleNet v2 units hold nn.Sequential branches (conv, BN, ReLU by index); ours name
+# the conv + BN pairs of each branch (dw, pw; pw1, dw, pw2), and conv1/conv5 are ConvNormActs.
+_SHUFFLENET_V2_RENAMES = (
+    (r"^(conv1|conv5)\.0\.", r"\1.conv."),
+    (r"^(conv1|conv5)\.1\.", r"\1.bn."),
+    (r"\.branch1\.0\.", ".branch1.dw.conv."),
+    (r"\.branch1\.1\.", ".branch1.dw.bn."),
+    (r"\.branch1\.2\.", ".branch1.pw.conv."),
+    (r"\.branch1\.3\.", ".branch1.pw.bn."),
+    (r"\.branch2\.0\.", ".branch2.pw1.conv."),
+    (r"\.branch2\.1\.", ".branch2.pw1.bn."),
+    (r"\.branch2\.3\.", ".branch2.dw.conv."),
+    (r"\.branch2\.4\.", ".branch2.dw.bn."),
+    (r"\.branch2\.5\.", ".branch2.pw2.conv."),
+    (r"\.branch2\.6\.", ".branch2.pw2.bn."),
+)
+
+register_key_map(
+    _squeezenet_map("squeezenet1_0"),
+    _squeezenet_map("squeezenet1_1"),
+    *(
+        KeyMap("torchvision", f"shufflenet_v2_{w}", (f"shufflenet_v2_{w}",), rename=_SHUFFLENET_V2_RENAMES)
+        for w in ("x0_5", "x1_0", "x1_5", "x2_0")
+    ),
+    KeyMap(
+        "timm",
+        "legacy_xception",
+        ("xception",),
+        rename=((r"(rep\.\d+|conv3|conv4)\.conv1\.", r"\1.conv_dw."), (r"\.pointwise\.", ".conv_pw.")),
+        note="the Keras Xception weights ported by Cadene; normalise inputs with mean = std = 0.5, at 299x299",
+    ),
+    KeyMap(
+        "timm",
+        "nasnetalarge",
+        ("nasnet_a_large",),
+        rename=(
+            (r"\.depthwise_conv2d\.", ".conv_dw."),
+            (r"\.pointwise_conv2d\.", ".conv_pw."),
+            (r"^(cell_stem_1|cell_\d+)\.(path_1|path_2|final_path_bn)\.", r"\1.reduce_prev.\2."),
+            (r"^last_linear\.", "fc."),
+        ),
+        note="the TF-slim NASNet-A large checkpoint ported by Cadene; mean = std = 0.5, at 331x331",
+    ),
+)
