@@ -193,14 +193,18 @@ class ClassCapsules(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         """``u``: ``(N, in_caps, in_dim)`` → ``v``: ``(N, num_classes, out_dim)``."""
-        u_hat = torch.einsum("jiok,nik->njio", self.weight, u)  # Eq. 2: (N, J, I, O)
-        b = u_hat.new_zeros(u_hat.shape[:3])  # (N, J, I) routing logits
+        n, (j, i, o, k) = u.shape[0], self.weight.shape
+        # Eq. 2 as one matrix product per input capsule, then laid out (N·J, I, O) so that the
+        # routing's sums over i are batched matrix-vector products (einsum's choice is 1.5x slower)
+        w = self.weight.permute(1, 3, 0, 2).reshape(i, k, j * o)  # (I, K, J·O)
+        u_hat = torch.bmm(u.transpose(0, 1), w).view(i, n * j, o).transpose(0, 1).contiguous()
+        b = u_hat.new_zeros(n, j, i)  # routing logits b_ij
         for r in range(self.iterations):
-            c = b.softmax(dim=1)  # couplings: each input capsule's over the classes
-            v = squash(torch.einsum("nji,njio->njo", c, u_hat))  # (N, J, O)
+            c = b.softmax(dim=1).view(n * j, 1, i)  # couplings: each input capsule's over the classes
+            v = squash(torch.bmm(c, u_hat))  # s_j = Σ_i c_ij û_j|i, squashed: (N·J, 1, O)
             if r + 1 < self.iterations:
-                b = b + torch.einsum("njio,njo->nji", u_hat, v)  # agreement
-        return v
+                b = b + torch.bmm(u_hat, v.transpose(1, 2)).view(n, j, i)  # agreement û_j|i · v_j
+        return v.view(n, j, o)
 
     def cost_details(self) -> dict[str, int]:
         return {"iterations": self.iterations, "in caps": self.in_caps, "out caps": self.num_classes}
