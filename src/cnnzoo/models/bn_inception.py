@@ -222,7 +222,7 @@ def _cfg() -> ModelConfig:
         family="bn_inception",
         small_input_size=96,
         small_input_mode="resize",
-        notes="Fig. 5 widths as the columns sum them (608/608/1056 where the table prints 576/576/1024)",
+        notes="Fig. 5, widths as its columns sum (608/608/1056)",
         extra={
             "reported": {
                 "dataset": "imagenet",

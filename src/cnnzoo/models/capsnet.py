@@ -407,7 +407,7 @@ def _cfg() -> ModelConfig:
         std=FASHION_MNIST_STD,
         small_input_size=28,
         small_input_mode="pad",
-        notes="the paper's network; the decoder's first layer stored as class blocks (same function and count)",
+        notes="the paper's; the decoder's fc1 stored as class blocks",
         extra={
             "reported": {
                 "dataset": "mnist",

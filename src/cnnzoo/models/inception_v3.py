@@ -251,13 +251,13 @@ LAYOUTS: dict[str, Layout] = {
         paper_rows(),
         AuxSpec("aux", "inception_b5", PaperAux, min_side=5, weight=AUX_WEIGHT),
         0.2,
-        "Table 1's stem (35x35x288 input) and 3-5-2 modules, Figs. 5-7 and 10, BN-auxiliary head",
+        "Table 1, Figs. 5-8 and 10: stem to 35x35x288, 3/5/2 modules",
     ),
     "inception_v3_tv": Layout(
         torchvision_rows(),
         AuxSpec("AuxLogits", "Mixed_6e", TorchvisionAux, min_side=17, weight=AUX_WEIGHT),
         0.5,
-        "the released network (torchvision's layout and names): 27,161,264 params with AuxLogits",
+        "the release, torchvision's layout (loads its files)",
     ),
 }
 

@@ -257,19 +257,19 @@ def _paper_top(top1: float, top5: float, what: str) -> dict[str, Any]:
 
 VARIANTS: dict[str, Variant] = {
     "inception_v4": Variant(
-        v4_rows, False, "Figs. 3-9, the same network as the TF-slim release (loads timm's inception_v4)",
+        v4_rows, False, "Figs. 3-9 = the TF-slim release (loads timm's)",
         _paper_top(80.0, 95.0, "Inception-v4"),
     ),
     "inception_resnet_v1": Variant(
-        ir_v1_rows, True, "Figs. 10-15, 5/10/5 blocks, residual scales 0.17/0.10/0.20",
+        ir_v1_rows, True, "Figs. 10-15: 5/10/5 blocks, scales 0.17/0.1/0.2",
         _paper_top(78.7, 94.5, "Inception-ResNet-v1"),
     ),
     "inception_resnet_v2": Variant(
-        ir_v2_rows, True, "Figs. 3 and 15-19, 5/10/5 blocks; projections 1152/2144 (the figures print 1154/2048)",
+        ir_v2_rows, True, "Figs. 3, 15-19; residuals 1152/2144 wide (figs: 1154/2048)",
         _paper_top(80.1, 95.1, "Inception-ResNet-v2"),
     ),
     "inception_resnet_v2_tf": Variant(
-        ir_v2_tf_rows, True, "the TF-slim release (timm's inception_resnet_v2): 10/20/10 blocks, 1536-wide head",
+        ir_v2_tf_rows, True, "the TF-slim release (loads timm's inception_resnet_v2)",
         {"dataset": "imagenet", "top1": 80.4, "top5": 95.3, "crop": 299,
          "source": "TF-slim models README, inception_resnet_v2_2016_08_30"},
     ),
