@@ -1103,3 +1103,113 @@ register_key_map(
         note="the TF-slim NASNet-A large checkpoint ported by Cadene; mean = std = 0.5, at 331x331",
     ),
 )
+
+# ---------------------------------------------------------------------------------------------------
+# Inception v3, Inception v4 and Inception-ResNet v2 (issue 14). cnnzoo builds their modules from
+# branch tables (cnnzoo.layers.inception.InceptionBlock: ``branchK.I`` for the I-th layer of branch K,
+# ``.a``/``.b`` for the two ends of a split branch, ``proj`` for a residual projection), so the
+# libraries' per-module names are renamed here.
+
+
+def _tv_v3_branch(m: re.Match[str]) -> str:
+    """torchvision's Inception3 branch names → cnnzoo's ``branchK.I`` (``.a``/``.b`` for splits).
+
+    ``m``: (module, branch name, layer number, split letter); the branch index depends on the
+    module kind, which the module's name gives (A: ``Mixed_5*``, B: ``6a``, C: ``6b``-``6e``,
+    D: ``7a``, E: ``7b``-``7c``).
+    """
+    module, branch, num, fork = m[1], m[2], m[3], m[4]
+    grid, letter = module[6], module[7]
+    kind = {"5": "A", "6": "B" if letter == "a" else "C", "7": "D" if letter == "a" else "E"}[grid]
+    index = {
+        ("A", "branch1x1"): 0, ("A", "branch5x5"): 1, ("A", "branch3x3dbl"): 2, ("A", "branch_pool"): 3,
+        ("B", "branch3x3"): 0, ("B", "branch3x3dbl"): 1,
+        ("C", "branch1x1"): 0, ("C", "branch7x7"): 1, ("C", "branch7x7dbl"): 2, ("C", "branch_pool"): 3,
+        ("D", "branch3x3"): 0, ("D", "branch7x7x3"): 1,
+        ("E", "branch1x1"): 0, ("E", "branch3x3"): 1, ("E", "branch3x3dbl"): 2, ("E", "branch_pool"): 3,
+    }[(kind, branch)]  # fmt: skip
+    layer = 1 if branch == "branch_pool" else (int(num) - 1 if num else 0)  # the pool is layer 0
+    return f"{module}.branch{index}.{layer}." + (f"{fork}." if fork else "")
+
+
+_TIMM_V4_GROUPS = (("inception_a", 6, 4), ("reduction_a", 10, 1), ("inception_b", 11, 7),
+                   ("reduction_b", 18, 1), ("inception_c", 19, 3))  # fmt: skip
+
+
+def _timm_v4_feature(m: re.Match[str]) -> str:
+    """timm's ``features.N.`` (one flat Sequential) → the paper's names."""
+    i = int(m[1])
+    stem = ("conv1", "conv2", "conv3", "mixed_3a", "mixed_4a", "mixed_5a")
+    if i < len(stem):
+        return f"{stem[i]}."
+    name, start, n = next(g for g in _TIMM_V4_GROUPS if i < g[1] + g[2])
+    return f"{name}." if n == 1 else f"{name}.{i - start}."
+
+
+def _timm_flat_branch(m: re.Match[str]) -> str:
+    """timm's Inception-C ``branch1_1a`` → ``branch1.1.a`` (and ``branch2_0`` → ``branch2.0``)."""
+    return f".branch{m[1]}.{m[2]}." + (f"{m[3]}." if m[3] else "")
+
+
+# a branch that is one conv: timm and the TF-slim ports name it ``branchK.conv``, cnnzoo ``branchK.0.conv``
+_SINGLE_CONV_BRANCH = (r"\.branch(\d)\.(conv|bn)\.", r".branch\1.0.\2.")
+_TF_PORT_NOTE = (
+    "weights ported from TensorFlow expect inputs scaled to [-1, 1]: build with transform_input=True"
+)
+
+register_key_map(
+    KeyMap(
+        "torchvision",
+        "inception_v3",
+        ("inception_v3_tv",),
+        rename=(
+            (
+                r"^(Mixed_\w+)\.(branch1x1|branch5x5|branch3x3dbl|branch3x3|branch7x7dbl|branch7x7x3|branch7x7|branch_pool)"
+                r"(?:_(\d))?([ab])?\.",
+                _tv_v3_branch,
+            ),
+        ),  # fmt: skip
+        note=f"torchvision's released Inception v3 (IMAGENET1K_V1): {_TF_PORT_NOTE}; its AuxLogits are trained",
+    ),
+    KeyMap(
+        "timm",
+        "inception_v4",
+        ("inception_v4",),
+        rename=(
+            (r"^features\.(\d+)\.", _timm_v4_feature),
+            (r"^mixed_3a\.conv\.", "mixed_3a.branch1.0."),  # timm's Mixed3a: (maxpool, conv)
+            (r"^mixed_5a\.conv\.", "mixed_5a.branch0.0."),  # timm's Mixed5a: (conv, maxpool)
+            (r"\.branch(\d)_(\d)([ab]?)\.", _timm_flat_branch),
+            _SINGLE_CONV_BRANCH,
+            (r"^last_linear\.", "fc."),
+        ),
+        note=f"timm's inception_v4.tf_in1k (the TF-slim release): {_TF_PORT_NOTE} (timm's mean = std = 0.5)",
+    ),
+    KeyMap(
+        "timm",
+        "inception_resnet_v2",
+        ("inception_resnet_v2_tf",),
+        rename=(
+            *(
+                (rf"^conv2d_{tf}\.", f"conv{i}.")
+                for i, tf in enumerate(("1a", "2a", "2b", "3b", "4a", "7b"), 1)
+            ),
+            (r"^repeat\.(\d+)\.", r"inception_resnet_a.\1."),
+            (r"^mixed_6a\.", "reduction_a."),
+            (r"^repeat_1\.(\d+)\.", r"inception_resnet_b.\1."),
+            (r"^mixed_7a\.", "reduction_b."),
+            (r"^repeat_2\.(\d+)\.", r"inception_resnet_c.\1."),
+            (r"^block8\.", "inception_resnet_c.9."),  # the release's last block (no ReLU)
+            (r"\.conv2d\.(weight|bias)$", r".proj.\1"),
+            _SINGLE_CONV_BRANCH,
+            (r"^classif\.", "fc."),
+        ),
+        note=f"timm's inception_resnet_v2.tf_in1k (the TF-slim release): {_TF_PORT_NOTE} (timm's mean = std = 0.5)",
+    ),
+)
+OPTIONAL_PARTS.append(
+    # torchvision saves AuxLogits with aux_logits=True (its released file has them) and not otherwise
+    OptionalPart(
+        "inception_v3*", ("AuxLogits.*", "aux.*"), "build it with aux_logits=False to leave them out"
+    )
+)
