@@ -277,6 +277,10 @@ class CapsNet(ZooModel):
         ConfigError: for routing iterations below 1 (or not an int).
     """
 
+    # Training reconstructs from the true class's capsule and adds the reconstruction error.
+    train_forward_takes_target = True
+    loss_takes_inputs = True
+
     def __init__(
         self,
         *,
