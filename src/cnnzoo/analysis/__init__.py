@@ -33,6 +33,7 @@ _EXPORTS = {
     "COMPOSITE_KINDS": "kinds",
     "Field": "fields",
     "FastMetaInit": "meta",
+    "MetaShapes": "tracer",
 }
 
 __all__ = list(_EXPORTS)
