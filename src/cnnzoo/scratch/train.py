@@ -26,7 +26,7 @@ import numpy as np
 
 from cnnzoo.errors import ConfigError
 from cnnzoo.io import atomic_write, sha256_file
-from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError
+from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError, claim
 from cnnzoo.scratch import ops
 from cnnzoo.scratch.blas import get_blas_threads, set_blas_threads
 from cnnzoo.scratch.layers import Sequential
@@ -206,7 +206,7 @@ def _setup(cfg: ScratchTrainConfig) -> _Run:
     if cfg.threads or cfg.workers > 1:
         set_blas_threads(cfg.threads or 1)
     net = create_net(cfg.model, seed=cfg.seed)
-    out = Path(cfg.out) if cfg.out else Path("runs") / f"scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(cfg.out)
     xtr, ytr, spec, _ = load_arrays(cfg.data, "train", data_dir=cfg.data_dir)
     xte, yte, _, _ = load_arrays(cfg.data, "test", data_dir=cfg.data_dir)
     xtr, ytr = _subset(xtr, ytr, cfg.train_samples, cfg.seed)
@@ -304,13 +304,35 @@ def _write_summary(
     return summary
 
 
-def fit(cfg: ScratchTrainConfig, *, console=None, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg.model`` with the NumPy engine and write the run directory; return the summary."""
-    from rich.console import Console
+def fit(
+    cfg: ScratchTrainConfig, *, console=None, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """Train ``cfg.model`` with the NumPy engine and write the run directory; return the summary.
 
+    ``cfg.out`` must not hold a run unless ``overwrite`` (:func:`cnnzoo.rundir.claim`); a run that
+    fails removes what it created there (this engine writes no checkpoint to resume).
+
+    Raises:
+        RunExistsError: ``cfg.out`` holds a run and ``overwrite`` is false.
+        RunDirError: ``cfg.out`` is a file or cannot be written.
+        TrainingDivergedError: the loss became NaN or infinite.
+    """
     cfg.validate()
     if cfg.lr is None:
         cfg = dataclasses.replace(cfg, lr=DEFAULT_LR.get(cfg.model, 0.05))
+    if not cfg.out:
+        cfg = dataclasses.replace(cfg, out=f"runs/scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    made = claim(cfg.out, overwrite=overwrite, resume_hint=False)
+    try:
+        return _fit(cfg, console, progress)
+    except BaseException:
+        made.release()
+        raise
+
+
+def _fit(cfg: ScratchTrainConfig, console, progress: bool) -> dict[str, Any]:
+    from rich.console import Console
+
     console = console or Console()
     t_start = time.perf_counter()
     r = _setup(cfg)
