@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.errors import CnnzooError
-from cnnzoo.io import atomic_write, atomic_write_json
+from cnnzoo.io import atomic_write, atomic_write_json, can_write_in
 
 __all__ = [
     "CONFIG",
@@ -367,9 +366,8 @@ def claim(
         raise RunDirError(
             f"cannot create {flag} {run.path}: {e.strerror or e}; choose a writable directory"
         ) from e
-    if not os.access(run.path, os.W_OK | os.X_OK):
+    why = can_write_in(run.path)
+    if why:
         c.release()
-        raise RunDirError(
-            f"cannot write to {flag} {run.path}: permission denied; choose a writable directory"
-        )
+        raise RunDirError(f"cannot write to {flag} {run.path}: {why}; choose a writable directory")
     return c

@@ -299,7 +299,27 @@ def load_arrays(
         raise DatasetFormatError(
             f"{spec.name} loader returned {x.dtype} {x.shape}, expected uint8 (N, C, H, W)"
         )
+    _check_labels(y, len(x), spec, root, split)
     return np.ascontiguousarray(x), np.ascontiguousarray(y).astype(np.int64, copy=False), spec, root
+
+
+def _check_labels(y: np.ndarray, n: int, spec: DatasetSpec, root: Path, split: str) -> None:
+    """One label per image, each a class index in ``[0, len(spec.classes))``; else DatasetFormatError."""
+    where = f"{spec.name} {split} labels in {root}"
+    if y.ndim != 1 or len(y) != n:
+        raise DatasetFormatError(
+            f"{where}: expected {n:,} labels (one per image), got shape {tuple(y.shape)}"
+        )
+    if not len(y):
+        return
+    k = len(spec.classes)
+    bad = np.flatnonzero((y < 0) | (y >= k))
+    if bad.size:
+        i = int(bad[0])
+        raise DatasetFormatError(
+            f"{where}: label {int(y[i])} at index {i:,} is outside the {k} classes (0 to {k - 1}), "
+            f"{bad.size:,} such label(s); the file is damaged or not {spec.name}: replace it"
+        )
 
 
 def load_dataset(

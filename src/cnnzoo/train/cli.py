@@ -312,9 +312,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rich.rule import Rule
 
     from cnnzoo.analysis.cli import print_demo_tables
+    from cnnzoo.rundir import claim
     from cnnzoo.train.config import TrainConfig
     from cnnzoo.train.loop import fit
 
+    claim(args.out, overwrite=args.overwrite, write=False)  # refuse before minutes of tables, not after
     console = Console()
     console.print(Rule("cost tables"))
     print_demo_tables(console, args.model, batch_size=128)

@@ -190,6 +190,12 @@ def split_validation(cfg: TrainConfig, train: Feed) -> tuple[Feed, Feed | None, 
 def open_data(cfg: TrainConfig, device: torch.device, memory_format) -> Data:
     """The train/validation/test feeds and the model (not yet on ``device``)."""
     get_model_config(cfg.model)  # imports the model modules first: importing must not shift the seed
+    counts = sorted({"num_classes", "in_chans"} & set(cfg.model_kwargs))
+    if counts:
+        raise ConfigError(
+            f"--model-arg {counts[0]}=... is not a builder keyword here: the trainer sets {counts[0]} "
+            "from the data; drop it"
+        )
     if dataset_spec(cfg.data).streaming:
         train, test, model, size = _open_imagefolder(cfg, device, memory_format)
         mode = "resize"
