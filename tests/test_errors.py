@@ -43,6 +43,8 @@ DRIVER = textwrap.dedent(
         err = os.path.join(sys.argv[2], f"err{len(results)}")
         pid = os.fork()
         if pid == 0:
+            import signal
+            signal.alarm(int(os.environ.get("CASE_TIMEOUT", "60")))  # a case that trains is a failure
             fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(fd, 2)
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -341,6 +341,8 @@ def claim(
         RunExistsError: ``out`` holds a run and ``overwrite`` is false (the message names the run).
         RunDirError: ``out`` is a file, or cannot be created or written.
     """
+    if not str(out).strip():
+        raise RunDirError(f"{flag} is empty; give the run's directory (e.g. {flag} runs/my-run)")
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
         raise RunDirError(f"{flag} {run.path} is a file; give a directory for the run (new or empty)")

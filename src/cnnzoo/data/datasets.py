@@ -209,15 +209,13 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None) -> Path:
     files = ", ".join(f"{f}[.gz]" if spec.gzip_ok else f for f in spec.files)
     how = []
     if spec.debian_package:
-        how.append(f"  sudo apt-get install {spec.debian_package}     # installs to {spec.debian_dir}")
+        how.append(f"install it with `sudo apt-get install {spec.debian_package}` (to {spec.debian_dir})")
     if spec.how_to_get:
-        how.append(f"  {spec.how_to_get}")
-    how.append(
-        f"  export CNNZOO_DATA=/path/to/dir   # or pass --data-dir /path/to/dir ({spec.name} files inside)"
-    )
+        how.append(spec.how_to_get)
+    how.append(f"set CNNZOO_DATA or pass --data-dir DIR (a folder holding the {spec.name} files)")
     raise DatasetNotFoundError(
-        f"{spec.name} not found. Looked in: {'; '.join(tried) or 'nowhere (no directory given)'}.\n"
-        f"Expected the files {files}.\nTo get it:\n" + "\n".join(how)
+        f"{spec.name} not found (looked in: {'; '.join(tried) or 'nowhere: no directory given'}; "
+        f"expected the files {files}): " + ", or ".join(how)
     )
 
 

@@ -320,7 +320,7 @@ def fit(
     cfg.validate()
     if cfg.lr is None:
         cfg = dataclasses.replace(cfg, lr=DEFAULT_LR.get(cfg.model, 0.05))
-    if not cfg.out:
+    if cfg.out is None:
         cfg = dataclasses.replace(cfg, out=f"runs/scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     made = claim(cfg.out, overwrite=overwrite, resume_hint=False)
     try:

@@ -511,7 +511,8 @@ def fit(
             raise ConfigError("--resume continues the run in its directory; drop --overwrite (or --resume)")
         cfg = resume_config(resume, overrides)
     else:
-        cfg = dataclasses.replace(cfg, out=str(cfg.out or default_out_dir(cfg.model))).validate()
+        out = default_out_dir(cfg.model) if cfg.out is None else cfg.out
+        cfg = dataclasses.replace(cfg, out=str(out)).validate()
         made = claim(cfg.out, overwrite=overwrite, write=D.detect().is_main)
     try:
         return _fit(cfg, t_start, console, progress, resume, Hooks(stop_after_steps, on_step), report)
