@@ -130,6 +130,8 @@ def test_cli_mistakes_exit_2_with_one_line(tiny_run, tmp_path):
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("not a run directory\n")
     bad_data = _bad_labels_dir(tmp_path / "bad-labels")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("epochs: [1\n")
     new = str(tmp_path / "new")
     cases = [
         (["train", "lenet5_relu", "--out", run, "--epochs", "1"], "already holds a run: lenet5_relu"),
@@ -157,6 +159,12 @@ def test_cli_mistakes_exit_2_with_one_line(tiny_run, tmp_path):
         (["eval", str(changed)], "has changed since training"),
         (["eval", str(unfinished)], "did not finish"),
         (["eval", str(a_file)], "not found"),
+        (["train", "lenet5_relu", "--model-arg", "x"], "expected KEY=VALUE"),  # argparse: one line too
+        (["summary", "lenet5", "--depth", "0"], "expected a positive integer"),
+        (["train", "--config", str(bad_yaml)], "could not be parsed as YAML at line 2"),
+        (["train", "lenet5_relu", "--data-dir", str(tmp_path / "nodata"), "--out", new], "apt-get install"),
+        (["train", "lenet5_relu", "--out", ""], "--out is empty"),
+        (["train", "lenet5_relu", "--input-size", "100000", "--out", new], "larger than 4096"),
     ]
     results = run_cli_cases([argv for argv, _ in cases], tmp_path)
     for (argv, expect), r in zip(cases, results, strict=True):
@@ -241,6 +249,39 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
     with pytest.raises(DatasetFormatError, match=r"label 10 at index 7 is outside the 10 classes"):
         load_dataset("fashion-mnist", "train", data_dir=root)
     assert len(load_dataset("fashion-mnist", "test", data_dir=root)) == 20  # the good split loads
+
+
+def _api_cases():
+    from cnnzoo.analysis import analyze
+    from cnnzoo.data import load_dataset
+    from cnnzoo.registry import list_models
+    from cnnzoo.scratch.train import ScratchTrainConfig
+    from cnnzoo.scratch.train import fit as scratch_fit
+
+    return [
+        (lambda: open_network(None), ConfigError, "a model name or a run directory"),
+        (lambda: load_run(3), ConfigError, "a run directory"),
+        (lambda: fit({"model": "lenet5_relu"}), ConfigError, "fit takes a TrainConfig"),
+        (lambda: TrainConfig(epochs="3").validate(), ConfigError, "epochs must be an integer"),
+        (lambda: TrainConfig.from_dict({"epoch": 3}), ConfigError, "did you mean epochs"),
+        (
+            lambda: scratch_fit(ScratchTrainConfig(epochs="2"), progress=False),
+            ConfigError,
+            "epochs must be an",
+        ),
+        (lambda: scratch_fit(ScratchTrainConfig(model=None), progress=False), ConfigError, "model must be a"),
+        (lambda: scratch_fit(ScratchTrainConfig(train_samples=2.5), progress=False), ConfigError, "integer"),
+        (lambda: load_dataset(None), ConfigError, "a dataset name is a string"),
+        (lambda: load_dataset("fashion-mnist", "val"), ConfigError, "'train' or 'test'"),
+        (lambda: list_models(3), ConfigError, "wildcard string"),
+        (lambda: analyze("lenet5", batch_size=2.5), ConfigError, "batch_size"),
+    ]
+
+
+def test_hostile_api_calls_raise_cnnzoo_errors():
+    for call, kind, text in _api_cases():
+        with pytest.raises(kind, match=text):
+            call()
 
 
 def test_unknown_devices():

@@ -138,7 +138,13 @@ def register_model(cfg: ModelConfig) -> Callable:
 def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
     """Registered model names matching one or more fnmatch wildcards (``"resnet*"``, ``"vgg1?_bn"``)."""
     _ensure_loaded()
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern or ())
+    patterns = (
+        [pattern]
+        if isinstance(pattern, str)
+        else list(pattern)
+        if isinstance(pattern, list | tuple)
+        else [pattern]
+    )
     if not all(isinstance(p, str) for p in patterns):
         raise ConfigError(f"list_models takes a wildcard string or a list of them, got {pattern!r}")
     names = [n for n in _builders if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)]

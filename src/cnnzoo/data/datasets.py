@@ -162,7 +162,9 @@ def list_datasets() -> list[str]:
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    key = name.lower().replace("_", "-")
+    if not isinstance(name, str):
+        raise ConfigError(f"a dataset name is a string, got {name!r}; known: {', '.join(list_datasets())}")
+    key = "".join(name.split()).lower().replace("_", "-")
     if key not in _DATASETS:
         import difflib
 

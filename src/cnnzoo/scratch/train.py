@@ -70,6 +70,8 @@ class ScratchTrainConfig:
     out: str | None = None
 
     def validate(self) -> ScratchTrainConfig:
+        """Check every value (types first: ``"2"`` or 2.5 epochs are refused); raise ConfigError."""
+        _check_types(self)
         checks = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -90,6 +92,24 @@ class ScratchTrainConfig:
             if not ok:
                 raise ConfigError(msg)
         return self
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_types(cfg: ScratchTrainConfig) -> None:
+    """Each field's value has its annotated type (``X | None`` allows None; an int is a float)."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        hint = str(f.type)
+        if v is None and "None" in hint:
+            continue
+        kind = next(t for t in (bool, int, float, str) if hint.startswith(t.__name__))
+        ok = isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+        if kind is float:
+            ok = isinstance(v, int | float) and not isinstance(v, bool)
+        if not ok:
+            raise ConfigError(f"{f.name} must be {_KINDS[kind]}, got {v!r} ({type(v).__name__})")
 
 
 def prepare_images(

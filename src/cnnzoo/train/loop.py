@@ -511,6 +511,10 @@ def fit(
             raise ConfigError("--resume continues the run in its directory; drop --overwrite (or --resume)")
         cfg = resume_config(resume, overrides)
     else:
+        if not isinstance(cfg, TrainConfig):
+            raise ConfigError(
+                f"fit takes a TrainConfig, got {type(cfg).__name__}; build one with TrainConfig.from_dict(...)"
+            )
         out = default_out_dir(cfg.model) if cfg.out is None else cfg.out
         cfg = dataclasses.replace(cfg, out=str(out)).validate()
         made = claim(cfg.out, overwrite=overwrite, write=D.detect().is_main)

@@ -135,7 +135,13 @@ def load_run(
     return model, cfg
 
 
+def _check_spec(spec: Any, what: str) -> None:
+    if not isinstance(spec, str | os.PathLike):
+        raise ConfigError(f"expected {what}, got {spec!r} ({type(spec).__name__})")
+
+
 def _open_run(run_dir: str | Path, device: str, weights_from: str | None) -> tuple[nn.Module, dict, Path]:
+    _check_spec(run_dir, "a run directory (a path)")
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise RunDirError(f"run directory not found: {run.path} (give the --out directory of `cnnzoo train`)")
@@ -212,6 +218,7 @@ def open_network(
         RunDirError: the run directory is damaged (see :func:`load_run`).
         UnknownModelError: ``spec`` is neither a run directory nor a registered model.
     """
+    _check_spec(spec, "a model name or a run directory")
     if is_run_dir(spec):
         if weights is not None:
             raise ConfigError(
