@@ -374,3 +374,19 @@ def test_eval_scores_the_runs_own_test_set(tiny_run, capsys):
     s = RunDir(tiny_run).read_summary()
     assert "64 images, the run's --test-samples subset of 10,000" in out
     assert f"top-1 {s['test_top1']:.2f}%" in out and f"(recorded at training: {s['test_top1']:.2f}%)" in out
+
+
+def test_eval_of_a_numpy_run_scores_its_own_test_subset(tmp_path, capsys):
+    from cnnzoo.cli import main
+    from cnnzoo.scratch.train import ScratchTrainConfig
+    from cnnzoo.scratch.train import fit as scratch_fit
+
+    out = tmp_path / "numpy"
+    s = scratch_fit(
+        ScratchTrainConfig(epochs=1, train_samples=128, test_samples=100, batch_size=64, out=str(out)),
+        progress=False,
+    )
+    assert main(["eval", str(out)]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "100 images, the run's --test-samples subset of 10,000" in printed
+    assert f"top-1 {s['test_top1']:.2f}%" in printed  # the NumPy engine's subset, drawn as it drew it
