@@ -846,3 +846,192 @@ register_key_map(
         ),
     ),
 )
+
+# The residual families and DenseNet (issue 12): pre-activation, ResNeXt, Wide ResNet, SE, DenseNet.
+# torchvision's ResNeXt and wide ResNets are its ResNet with other widths, and timm's SE-ResNet(X)s
+# its ResNet with an SE module named ``se`` (fc1/fc2): cnnzoo keeps those keys, so the maps are
+# identities. timm's legacy SENet and torchvision's DenseNet have keys of their own.
+_TORCHVISION_RESIDUAL_SAME_NAMES = (
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
+# torchvision's files before 0.3 spell a dense layer's parts ``norm.1``, ``conv.2``; its own loader
+# (``_load_state_dict`` in torchvision/models/densenet.py) rewrites them, and so does this rule.
+_DENSENET_OLD_KEYS = (r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2.")
+
+register_key_map(
+    *(KeyMap("torchvision", n, (n,)) for n in _TORCHVISION_RESIDUAL_SAME_NAMES),
+    *(
+        KeyMap(
+            "torchvision",
+            n,
+            (n,),
+            rename=((r"^features\.", ""), _DENSENET_OLD_KEYS),
+            note="torchvision's DenseNet keys without the features. prefix (old-style norm.1 keys accepted)",
+        )
+        for n in ("densenet121", "densenet161", "densenet169", "densenet201")
+    ),
+    KeyMap("timm", "seresnet50", ("seresnet50",)),
+    KeyMap("timm", "seresnext50_32x4d", ("seresnext50_32x4d",)),
+    KeyMap(
+        "timm",
+        "legacy_seresnet50",
+        ("seresnet50_v1",),
+        rename=((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc.")),
+        note="the SENet authors' Caffe release (stride in the first 1x1, ceil-mode stem pool), as timm ports it",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# The MBConv lineage (issue 13): MobileNet v1/v2/v3, MnasNet, EfficientNet. The cnnzoo layout is
+# timm's (conv_stem, blocks.S.B with conv_pw/conv_dw/se/conv_pwl, conv_head, classifier), with
+# ConvNormAct stem and head (conv_stem.conv/.bn) and SE layers fc1/fc2. torchvision numbers its
+# layers (features.K, block.0.0, conv.1 ...): the renames below move each block to blocks.S.B and
+# mark the rest of the key with "#", and _mbconv_parts names the parts by the block's structure.
+
+# the parts of an MBConv block with an expansion conv, and of one without (a linear DS block)
+_IR_PARTS = (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))
+_DS_PARTS = (("conv_dw", "bn1"), ("conv_pw", "bn2"))
+
+
+def _natural(path: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in path.split(".")]
+
+
+def _mbconv_parts(state: StateDict) -> StateDict:
+    """torchvision's numbered MBConv parts (``blocks.S.B#1.0.weight``) as cnnzoo's names.
+
+    In each block, the BatchNorms are the modules with running statistics, the SE the ``fc1``/
+    ``fc2`` modules, and the rest the convs, in layer order; three convs are an MBConv (expand,
+    depthwise, project), two a block without expansion (depthwise, project).
+    """
+    out: StateDict = {}
+    blocks: dict[str, dict[str, dict[str, Tensor]]] = {}
+    for key, tensor in state.items():
+        if "#" not in key:
+            out[key] = tensor
+            continue
+        block, inner = key.split("#")
+        module, _, param = inner.rpartition(".")
+        blocks.setdefault(block, {}).setdefault(module, {})[param] = tensor
+    for block, modules in blocks.items():
+        se = [m for m in modules if m.endswith(("fc1", "fc2"))]
+        bns = sorted((m for m in modules if "running_mean" in modules[m]), key=_natural)
+        convs = sorted((m for m in modules if m not in se and m not in bns), key=_natural)
+        parts = {3: _IR_PARTS, 2: _DS_PARTS}.get(len(convs))
+        if parts is None or len(bns) != len(convs):
+            raise ValueError(f"{block}: {len(convs)} convs and {len(bns)} norms is no MBConv block")
+        names = {m: "se." + m.rpartition(".")[2] for m in se}
+        for conv, bn, (conv_name, bn_name) in zip(convs, bns, parts, strict=True):
+            names[conv], names[bn] = conv_name, bn_name
+        for module, params in modules.items():
+            for param, tensor in params.items():
+                out[f"{block}.{names[module]}.{param}"] = tensor
+    return out
+
+
+def _flat_blocks(repeats: tuple[int, ...]) -> Callable[[re.Match[str]], str]:
+    """torchvision's flat ``features.K`` (K = 1 … N) as cnnzoo's ``blocks.S.B`` for these stage repeats."""
+    where = [(s, b) for s, n in enumerate(repeats) for b in range(n)]
+
+    def repl(m: re.Match[str]) -> str:
+        k = int(m.group(1))
+        if not 1 <= k <= len(where):
+            raise IndexError(f"features.{k} is no block of this network")
+        s, b = where[k - 1]
+        return f"blocks.{s}.{b}#"
+
+    return repl
+
+
+def _tv_stem_head(head: int) -> tuple[tuple[str, str], ...]:
+    """torchvision's ``features.0`` stem and ``features.{head}`` 1×1 conv as ConvNormAct keys."""
+    return (
+        (r"^features\.0\.0\.", "conv_stem.conv."),
+        (r"^features\.0\.1\.", "conv_stem.bn."),
+        (rf"^features\.{head}\.0\.", "conv_head.conv."),
+        (rf"^features\.{head}\.1\.", "conv_head.bn."),
+    )
+
+
+def _tv_mobilenet(
+    head: int, repeats: tuple[int, ...], part: str, classifier: tuple[tuple[str, str], ...]
+) -> dict:
+    """The renames and transform of torchvision's MobileNet v2 / v3 (flat ``features.K.{part}``)."""
+    rename = (*_tv_stem_head(head), (rf"^features\.(\d+)\.{part}\.", _flat_blocks(repeats)), *classifier)
+    return {"rename": rename, "transforms": (_mbconv_parts,)}
+
+
+_TV_EFFICIENTNET = {
+    "rename": (
+        *_tv_stem_head(8),
+        (r"^features\.([1-7])\.(\d+)\.block\.", lambda m: f"blocks.{int(m[1]) - 1}.{m[2]}#"),
+        (r"^classifier\.1\.", "classifier."),
+    ),
+    "transforms": (_mbconv_parts,),
+}
+
+# torchvision's MNASNet: layers.0-7 the stem and the SepConv, layers.8-13 the six MBConv stacks,
+# layers.14/15 the 1×1 conv of 1280; every stack's block is layers.0 … layers.7 (conv, BN, ReLU, ...)
+_TV_MNASNET = {
+    "rename": (
+        (r"^layers\.0\.", "conv_stem.conv."),
+        (r"^layers\.1\.", "conv_stem.bn."),
+        (r"^layers\.3\.", "blocks.0.0.conv_dw."),
+        (r"^layers\.4\.", "blocks.0.0.bn1."),
+        (r"^layers\.6\.", "blocks.0.0.conv_pw."),
+        (r"^layers\.7\.", "blocks.0.0.bn2."),
+        (r"^layers\.(8|9|1[0-3])\.(\d+)\.layers\.", lambda m: f"blocks.{int(m[1]) - 7}.{m[2]}#"),
+        (r"^layers\.14\.", "conv_head.conv."),
+        (r"^layers\.15\.", "conv_head.bn."),
+        (r"^classifier\.1\.", "classifier."),
+    ),
+    "transforms": (_mbconv_parts,),
+}
+
+# timm's EfficientNet / MobileNet layout is cnnzoo's but for the bare stem and head convs and the SE names
+_TIMM_MBCONV = (
+    (r"^conv_stem\.", "conv_stem.conv."),
+    (r"^bn1\.", "conv_stem.bn."),
+    (r"^conv_head\.", "conv_head.conv."),
+    (r"^bn2\.", "conv_head.bn."),
+    (r"\.se\.conv_reduce\.", ".se.fc1."),
+    (r"\.se\.conv_expand\.", ".se.fc2."),
+)
+
+
+def _needs_relu6(model: nn.Module) -> str | None:
+    """A ReLU MobileNet v1 given timm's ReLU6 weights: they load, but the outputs differ."""
+    if any(isinstance(m, nn.ReLU6) for m in model.modules()):
+        return None
+    return (
+        "timm's mobilenetv1_100 weights were trained with ReLU6 and this model uses the paper's ReLU, so "
+        "its outputs will differ from timm's; build it with act='relu6' to reproduce them"
+    )
+
+
+_V3_CLASSIFIER = ((r"^classifier\.0\.", "head_fc."), (r"^classifier\.3\.", "classifier."))
+
+register_key_map(
+    KeyMap("torchvision", "mobilenet_v2", ("mobilenet_v2",),
+           **_tv_mobilenet(18, (1, 2, 3, 4, 3, 3, 1), "conv", ((r"^classifier\.1\.", "classifier."),))),
+    KeyMap("torchvision", "mobilenet_v3_large", ("mobilenet_v3_large",),
+           **_tv_mobilenet(16, (1, 2, 3, 4, 2, 3), "block", _V3_CLASSIFIER)),
+    KeyMap("torchvision", "mobilenet_v3_small", ("mobilenet_v3_small",),
+           **_tv_mobilenet(12, (1, 2, 3, 2, 3), "block", _V3_CLASSIFIER)),
+    KeyMap("torchvision", "mnasnet0_5", ("mnasnet_b1_050",), **_TV_MNASNET),
+    KeyMap("torchvision", "mnasnet0_75", ("mnasnet_b1_075",), **_TV_MNASNET),
+    KeyMap("torchvision", "mnasnet1_0", ("mnasnet_b1",), **_TV_MNASNET),
+    KeyMap("torchvision", "mnasnet1_3", ("mnasnet_b1_130",), **_TV_MNASNET),
+    *(KeyMap("torchvision", f"efficientnet_b{i}", (f"efficientnet_b{i}",), **_TV_EFFICIENTNET) for i in range(8)),
+    KeyMap(
+        "timm", "mobilenetv1_100", ("mobilenet_v1",), rename=_TIMM_MBCONV, check=_needs_relu6,
+        note="TensorFlow's MobileNet v1 layout with ReLU6: load it into mobilenet_v1 built with act='relu6'",
+    ),
+    KeyMap("timm", "semnasnet_100", ("mnasnet_a1",), rename=_TIMM_MBCONV),
+    *(KeyMap("timm", f"tf_efficientnet_b{i}", (f"tf_efficientnet_b{i}",), rename=_TIMM_MBCONV,
+             note="the official TensorFlow checkpoints (SAME padding, BN eps 1e-3)") for i in range(8)),
+)  # fmt: skip
