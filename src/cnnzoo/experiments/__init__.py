@@ -59,7 +59,12 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "small_filters",
     #
     # trained: on Fashion-MNIST by default, nets shared through Context.cache
-    #
+    "degradation",
+    "lesion",
+    "paths",
+    "loss_landscape",
+    "stochastic_depth",
+    "first_layer_filters",
 )
 
 #: The keys of ``result.json``: the spec's contract, then how the verdict was reached.
