@@ -85,3 +85,43 @@ def test_paths(tmp_path, cache):
     assert m["path_length_distribution"] == [math.comb(27, k) / 2**27 for k in range(28)]
     assert len(m["gradient_by_path_length"]) == 28 and all(g > 0 for g in m["gradient_by_path_length"])
     assert math.isclose(sum(m["total_gradient_by_path_length"]), 1.0)
+
+
+def test_loss_landscape(tmp_path, cache):
+    r = _quick("loss_landscape", tmp_path, cache)
+    m = r["metrics"]
+    assert set(m["surface"]) == {"resnet56", "plain56"} and m["coordinates"] == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert all(len(s) == 5 and all(len(row) == 5 for row in s) for s in m["surface"].values())
+    assert set(m["loss_rise_at_radius"]["resnet56"]) == {"0.5", "1.0"}  # a 5x5 grid has no 0.25 point
+    rise = m["loss_rise_at_radius"]["plain56"]["0.5"]
+    s, c = m["surface"]["plain56"], 2
+    assert math.isclose(rise, (s[c][3] + s[c][1] + s[3][c] + s[1][c]) / 4 - s[c][c], rel_tol=1e-9)
+    assert r["holds"] == all(
+        m["loss_rise_at_radius"]["plain56"][k] > v for k, v in m["loss_rise_at_radius"]["resnet56"].items()
+    )
+
+
+def test_stochastic_depth(tmp_path, cache):
+    r = _quick("stochastic_depth", tmp_path, cache)
+    m = r["metrics"]
+    assert set(m["test_error"]) == set(m["seconds_per_epoch"]) == {"resnet110", "resnet110_sd"}
+    assert m["blocks"] == 54 and math.isclose(m["expected_depth"], 54 - 0.5 * 55 / 2)  # 40.25 (Eq. 5)
+    assert all(v > 0 for v in m["seconds_per_epoch"].values())
+    assert r["holds"] == (m["faster"] and m["regularises"])
+
+
+def test_first_layer_filters(tmp_path, cache):
+    import torch
+
+    from cnnzoo.experiments.first_layer_filters import energy_above
+
+    r = _quick("first_layer_filters", tmp_path, cache)
+    m = r["metrics"]
+    assert set(m["dead_filters"]) == set(m["high_frequency_energy"]) == {"alexnet_stem", "zfnet_stem"}
+    assert all(0 <= v <= 96 for v in m["dead_filters"].values())
+    assert all(0 < v < 1 for v in m["high_frequency_energy"].values())
+    # the spectral measure itself: a checkerboard is all high frequency, a broad bump is not
+    k = torch.arange(7)
+    checker = ((k.view(-1, 1) + k.view(1, -1)) % 2 * 2 - 1).double().view(1, 1, 7, 7)
+    bump = torch.exp(-((k - 3.0).view(-1, 1) ** 2 + (k - 3.0).view(1, -1) ** 2) / 8).view(1, 1, 7, 7)
+    assert energy_above(checker, 0.25) > 0.9 and energy_above(bump, 0.25) < 0.1
