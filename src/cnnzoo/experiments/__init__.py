@@ -57,6 +57,11 @@ __all__ = [
 EXPERIMENT_MODULES: tuple[str, ...] = (
     # analytic: exact costs and coverage from cnnzoo.analysis, the same at every scale
     "small_filters",
+    "bottleneck",
+    "separable",
+    "gap_head",
+    "resnet_tweaks",
+    "compound_scaling",
     #
     # trained: on Fashion-MNIST by default, nets shared through Context.cache
     #
