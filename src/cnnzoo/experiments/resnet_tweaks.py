@@ -24,23 +24,14 @@ DOWNSAMPLING = ("layer2.0", "layer3.0", "layer4.0")
 SMALL_SIDE = 8
 
 
-def _block_inputs(model, input_size, names: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
-    """The (C, H, W) each named block receives at ``input_size`` (one forward on meta)."""
-    import torch
+def _block_inputs(name: str, blocks: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    """The (C, H, W) each named top-level block receives at the model's input size: the output of
+    the row before it in the analyzer's table folded at depth 2 (``layer2.0`` is one row)."""
+    from cnnzoo.experiments._costs import cost_table
 
-    shapes: dict[str, tuple[int, int, int]] = {}
-    hooks = [
-        model.get_submodule(n).register_forward_pre_hook(
-            lambda mod, args, n=n: shapes.__setitem__(n, tuple(args[0].shape[1:]))
-        )
-        for n in names
-    ]
-    try:
-        model(torch.empty(1, *input_size, device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
-    return shapes
+    rows = cost_table(name, depth=2).layers
+    index = {r.name: i for i, r in enumerate(rows)}
+    return {b: tuple(rows[index[b] - 1].output_shape) for b in blocks}
 
 
 def measure(name: str) -> dict[str, Any]:
@@ -49,11 +40,11 @@ def measure(name: str) -> dict[str, Any]:
     import torch
 
     from cnnzoo.analysis.coverage import input_coverage
-    from cnnzoo.registry import create_model, get_model_config
+    from cnnzoo.registry import create_model
 
     with torch.device("meta"):
-        model = create_model(name).eval()  # eval: train-mode BN on meta goes through slow decompositions
-    sizes = _block_inputs(model, get_model_config(name).input_size, DOWNSAMPLING)
+        model = create_model(name)
+    sizes = _block_inputs(name, DOWNSAMPLING)
     out: dict[str, Any] = {"block_input": list(sizes[BLOCK]), "by_block": {}, "masks": {}}
     for layer in DOWNSAMPLING:
         block = model.get_submodule(layer)
