@@ -298,7 +298,7 @@ def render_readme(result: dict[str, Any]) -> str:
         "",
         f"**Source.** {result['source']}",
         "",
-        f"**Setup** (scale `{result['scale']}`, {result['seeds']} seed(s), {result['seconds']:.1f} s). "
+        f"**Setup, and how it differs from the paper** (scale `{result['scale']}`, {result['seeds']} seed(s), {result['seconds']:.1f} s). "
         f"{result['setup']}",
         "",
         f"**Verdict.** The claim {verdict}. Criterion: {result['criterion']}",

@@ -158,6 +158,6 @@ EXPERIMENT = Experiment(
     name="bottleneck",
     claim="1×1 reductions cut an Inception module's cost",
     source="lecture worked example (deck 001): 28×28×192 input, module 3a; deck 000; He et al. 2016, Fig. 5",
-    costs={"quick": "~2 s", "cpu": "~2 s", "paper": "~2 s"},
+    costs={"quick": "~5 s", "cpu": "~5 s", "paper": "~5 s"},
     run=run,
 )

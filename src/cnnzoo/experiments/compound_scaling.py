@@ -180,6 +180,6 @@ EXPERIMENT = Experiment(
     claim="B1–B7 are B0 scaled in width, depth and resolution together, near the rule d = α^φ, w = β^φ, "
     "r = γ^φ with α·β²·γ² ≈ 2, so that FLOPs grow about 2^φ",
     source="Tan & Le 2019, §3.3 and Table 2",
-    costs={"quick": "~2 s", "cpu": "~2 s", "paper": "~2 s"},
+    costs={"quick": "~5 s", "cpu": "~5 s", "paper": "~5 s"},
     run=run,
 )

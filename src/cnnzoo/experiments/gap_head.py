@@ -94,6 +94,6 @@ EXPERIMENT = Experiment(
     name="gap_head",
     claim="global average pooling removes the fc layers' parameters",
     source="lecture (deck 001): GoogLeNet 1 M vs VGG 124 M in the head; Lin et al. 2014 (NiN)",
-    costs={"quick": "~2 s", "cpu": "~2 s", "paper": "~2 s"},
+    costs={"quick": "~3 s", "cpu": "~3 s", "paper": "~3 s"},
     run=run,
 )

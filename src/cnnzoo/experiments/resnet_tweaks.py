@@ -109,6 +109,6 @@ EXPERIMENT = Experiment(
     name="resnet_tweaks",
     claim="a 1×1 stride-2 conv ignores ¾ of its input; ResNet-B and ResNet-D fix it",
     source="lecture (deck 001); He et al. 2019 (Bag of Tricks), §4.1-4.2 and Fig. 2",
-    costs={"quick": "~5 s", "cpu": "~5 s", "paper": "~5 s"},
+    costs={"quick": "~8 s", "cpu": "~8 s", "paper": "~8 s"},
     run=run,
 )

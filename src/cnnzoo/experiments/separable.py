@@ -123,6 +123,6 @@ EXPERIMENT = Experiment(
     claim="a depthwise-separable conv costs about 1/N + 1/D_K² of a full one",
     source="lecture worked example (deck 003): 5×5×3 kernels, 8×8 output, 128 filters; Howard et al. 2017, "
     "Eq. 5 and Table 4",
-    costs={"quick": "~1 s", "cpu": "~1 s", "paper": "~1 s"},
+    costs={"quick": "~5 s", "cpu": "~5 s", "paper": "~5 s"},
     run=run,
 )
