@@ -174,7 +174,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def _jsonable(x: Any) -> Any:
-    """Plain JSON values: tuples to lists, NumPy/torch scalars to numbers, NaN kept as null-free float."""
+    """Plain JSON values: tuples to lists, NumPy/torch scalars to numbers, keys to strings."""
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
