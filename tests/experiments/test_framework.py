@@ -141,3 +141,13 @@ def test_cli_run_and_errors(capsys, tmp_path):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_missing_dataset_and_bare_command(monkeypatch, tmp_path, capsys):
+    _fake(monkeypatch, trained=True)
+    monkeypatch.setenv("CNNZOO_DATA", str(tmp_path / "empty"))
+    assert main(["experiment", "run", "toy", "--scale", "quick", "--data", "kmnist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'kmnist' is not installed" in err and "\n" not in err
+    assert main(["experiment"]) == 1
+    assert "list" in capsys.readouterr().out

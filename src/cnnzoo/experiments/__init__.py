@@ -57,6 +57,11 @@ __all__ = [
 EXPERIMENT_MODULES: tuple[str, ...] = (
     # analytic: exact costs and coverage from cnnzoo.analysis, the same at every scale
     "small_filters",
+    "bottleneck",
+    "separable",
+    "gap_head",
+    "resnet_tweaks",
+    "compound_scaling",
     #
     # trained: on Fashion-MNIST by default, nets shared through Context.cache
     "degradation",
@@ -174,7 +179,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def _jsonable(x: Any) -> Any:
-    """Plain JSON values: tuples to lists, NumPy/torch scalars to numbers, NaN kept as null-free float."""
+    """Plain JSON values: tuples to lists, NumPy/torch scalars to numbers, keys to strings."""
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -298,7 +303,7 @@ def render_readme(result: dict[str, Any]) -> str:
         "",
         f"**Source.** {result['source']}",
         "",
-        f"**Setup** (scale `{result['scale']}`, {result['seeds']} seed(s), {result['seconds']:.1f} s). "
+        f"**Setup, and how it differs from the paper** (scale `{result['scale']}`, {result['seeds']} seed(s), {result['seconds']:.1f} s). "
         f"{result['setup']}",
         "",
         f"**Verdict.** The claim {verdict}. Criterion: {result['criterion']}",

@@ -14,11 +14,14 @@ if TYPE_CHECKING:
     from cnnzoo.analysis.report import CostReport
 
 
-def cost_table(model: str | nn.Module, input_size: tuple[int, ...] | None = None) -> CostReport:
-    """The forward-only cost table of ``model`` at batch 1 (the lecture's columns)."""
+def cost_table(
+    model: str | nn.Module, input_size: tuple[int, ...] | None = None, *, depth: int | None = None
+) -> CostReport:
+    """The forward-only cost table of ``model`` at batch 1 (the lecture's columns), leaf rows or
+    folded at ``depth``."""
     from cnnzoo.analysis import analyze
 
-    return analyze(model, input_size=input_size, batch_size=1, backward=False)
+    return analyze(model, input_size=input_size, batch_size=1, backward=False, depth=depth)
 
 
 def row_sum(report: CostReport, key: str, types: tuple[str, ...] = ("conv",)) -> int:

@@ -84,6 +84,6 @@ EXPERIMENT = Experiment(
     claim="three stacked 3×3 convs see what one 7×7 sees, with 27C² instead of 49C² weights and three "
     "non-linearities",
     source="Simonyan & Zisserman 2015, §2.3; lecture tables (deck 001)",
-    costs={"quick": "~1 s", "cpu": "~1 s", "paper": "~1 s"},
+    costs={"quick": "~3 s", "cpu": "~3 s", "paper": "~3 s"},
     run=run,
 )
