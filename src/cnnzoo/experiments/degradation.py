@@ -107,11 +107,7 @@ EXPERIMENT = Experiment(
     claim="A deeper plain net has higher training error than a shallower one; residual nets get better "
     "with depth.",
     source="He, Zhang, Ren, Sun 2016, Deep Residual Learning, Fig. 1 and Fig. 6 (CIFAR-10)",
-    costs={
-        "quick": "~15 s",
-        "cpu": "~10 min (8 trainings; shared with lesion, paths, loss_landscape)",
-        "paper": "GPU hours (4 nets x 64k iterations on CIFAR-10)",
-    },  # fmt: skip
+    costs={"quick": "~15 s", "cpu": "~10 min", "paper": "GPU hours"},
     run=run,
     trained=True,
 )

@@ -164,7 +164,7 @@ EXPERIMENT = Experiment(
     claim="A large, strided first layer (AlexNet 11x11/4) leaves dead filters and aliasing; ZFNet's 7x7/2 "
     "does not.",
     source="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, Fig. 6",
-    costs={"quick": "~10 s", "cpu": "~6 min (reduced setting: 2 nets x 2 seeds)"},
+    costs={"quick": "~10 s", "cpu": "~6 min"},
     run=run,
     trained=True,
 )

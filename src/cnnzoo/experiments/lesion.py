@@ -201,11 +201,7 @@ EXPERIMENT = Experiment(
     claim="Deleting one residual block at test time barely hurts (except the downsampling ones), deleting "
     "a layer of a plain net breaks it, and the error grows smoothly with the number deleted or swapped.",
     source="Veit, Wilber, Belongie 2016, Residual Networks Behave Like Ensembles, Figs. 3-5",
-    costs={
-        "quick": "~10 s",
-        "cpu": "~8 min (reuses degradation's nets)",
-        "paper": "GPU: ResNet-110 on CIFAR-10",
-    },
+    costs={"quick": "~10 s", "cpu": "~8 min", "paper": "GPU hours"},
     run=run,
     trained=True,
 )

@@ -135,11 +135,7 @@ EXPERIMENT = Experiment(
     name="loss_landscape",
     claim="Skip connections keep the loss surface smooth; without them a deep net's surface turns chaotic.",
     source="Li, Xu, Taylor, Studer, Goldstein 2018, Visualizing the Loss Landscape of Neural Nets, Fig. 1",
-    costs={
-        "quick": "~10 s",
-        "cpu": "~6 min (reuses degradation's nets)",
-        "paper": "GPU: 51x51 grid, full set",
-    },
+    costs={"quick": "~10 s", "cpu": "~6 min", "paper": "GPU hours"},
     run=run,
     trained=True,
 )

@@ -135,7 +135,7 @@ EXPERIMENT = Experiment(
     claim="A ResNet is an ensemble of 2^n paths whose lengths are Binomial(n, 1/2), and the gradient "
     "comes mostly from the short ones.",
     source="Veit, Wilber, Belongie 2016, Residual Networks Behave Like Ensembles, Fig. 6",
-    costs={"quick": "~10 s", "cpu": "~4 min (reuses degradation's resnet56)", "paper": "GPU: ResNet-110"},
+    costs={"quick": "~10 s", "cpu": "~4 min", "paper": "GPU hours"},
     run=run,
     trained=True,
 )

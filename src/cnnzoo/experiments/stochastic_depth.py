@@ -126,7 +126,7 @@ EXPERIMENT = Experiment(
     claim="Dropping residual blocks with linearly decaying survival probability trains faster, and "
     "regularises.",
     source="Huang, Sun, Liu, Sedra, Weinberger 2016, Deep Networks with Stochastic Depth, Table 1, Fig. 3",
-    costs={"quick": "~10 s", "cpu": "~10 min (4 trainings of ResNet-110)", "paper": "GPU: 2 x 500 epochs"},
+    costs={"quick": "~10 s", "cpu": "~10 min", "paper": "GPU days"},
     run=run,
     trained=True,
 )
