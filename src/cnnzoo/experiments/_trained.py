@@ -147,7 +147,11 @@ def trained(
         shutil.rmtree(tmp, ignore_errors=True)
         cfg.out = str(tmp)
         ctx.console.print(f"[dim]training {model} (seed {seed}) into the cache: {final}[/]")
-        fit(cfg, console=ctx.console, progress=False, report=False)
+        try:
+            fit(cfg, console=ctx.console, progress=False, report=False)
+        except BaseException:  # an interrupted or failed training leaves nothing behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if (final / "summary.json").is_file():  # another process finished it first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
         else:
