@@ -34,6 +34,7 @@ _EXPORTS = {
     "COMPOSITE_KINDS": "kinds",
     "Field": "fields",
     "FastMetaInit": "meta",
+    "MetaShapes": "tracer",
     "input_coverage": "coverage",
     "Coverage": "coverage",
 }
