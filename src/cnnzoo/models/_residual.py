@@ -14,6 +14,7 @@ from typing import Any
 
 from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.errors import ConfigError
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.registry import ModelConfig
 
 __all__ = ["residual_cfg", "check_resnet_options", "is_int", "is_real"]
@@ -48,17 +49,8 @@ def residual_cfg(
             notes=notes,
             extra=extra,
         )
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=min_input_size or 33,
-        num_classes=1000,
-        paper=paper,
-        year=year,
-        family=family,
-        small_input_size=64,
-        small_input_mode="resize",
-        notes=notes,
-        extra=extra,
+    return imagenet_cfg(
+        paper=paper, year=year, family=family, notes=notes, extra=extra, min_input_size=min_input_size or 33
     )
 
 
