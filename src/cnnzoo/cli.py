@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "cnnzoo.train.cli",  # train, recipes, eval, demo
     "cnnzoo.analysis.cli",  # summary, compare
     "cnnzoo.scratch.cli",  # scratch train / scratch explain
+    "cnnzoo.report.cli",  # report
 )
 
 
