@@ -57,8 +57,9 @@ def read_confusion(path: Path) -> tuple[list[str], list[list[int]]] | None:
 def _checksum(run: RunDir, weights: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """The weights' sha256 next to the one the run recorded; a mismatch is an error, not a page."""
     got = sha256_file(weights)
-    key = "ema_sha256" if weights.name == run.ema.name else "weights_sha256"
-    want = summary.get(key)
+    keys = {run.ema.name: "ema_sha256", run.best.name: "best_sha256"}
+    keys[summary.get("weights_file", run.weights.name)] = "weights_sha256"
+    want = summary.get(keys.get(weights.name, ""))
     if want is not None and want != got:
         raise RunDirError(
             f"{weights} fails its checksum (sha256 {got[:12]}…, the run recorded {want[:12]}…): "

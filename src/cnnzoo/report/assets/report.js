@@ -392,7 +392,7 @@
     const box = chartBox(host, title, id);
     const W = 640, H = opts.height || 200, L = 58, B = opts.labels ? 60 : 18, T = 8;
     const max = Math.max(1e-9, ...items.map((d) => d.v || 0));
-    const bw = (W - L - 8) / Math.max(items.length, 1);
+    const bw = (W - L - (opts.labels ? 50 : 8)) / Math.max(items.length, 1);
     const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
     for (let k = 0; k <= 4; k++) {
       const y = T + (H - T - B) * (1 - k / 4);
