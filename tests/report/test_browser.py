@@ -13,7 +13,7 @@ import pytest
 from cnnzoo.report import compare_page, model_page, write_report
 from cnnzoo.rundir import RunDir
 
-pytestmark = pytest.mark.xdist_group("browser")
+pytestmark = pytest.mark.xdist_group("report")  # one worker trains the shared run
 
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")
 DRIVER = ("/usr/bin/chromedriver", "chromedriver")

@@ -20,6 +20,8 @@ from cnnzoo.report.images import data_uri, png_bytes, tile
 from cnnzoo.report.model import memory_batches
 from cnnzoo.rundir import RunDir
 
+pytestmark = pytest.mark.xdist_group("report")  # one worker trains the shared run (conftest.py)
+
 
 def _png(uri: str) -> np.ndarray:
     import base64

@@ -94,7 +94,7 @@ def model_page(
         from .run import run_data
 
         data["kind"] = "run"
-        data["run"] = run_data(net)
+        data["run"] = run_data(net, data["model"]["flops_per_image"])
     elif net is not None:
         from .run import first_layer_filters
 

@@ -25,8 +25,11 @@ from .images import data_uri, tile
 
 __all__ = ["run_data", "read_confusion", "first_layer_filters", "stage_maps", "EXAMPLES"]
 
-#: test images evaluated for the misclassified examples (the first ones of the split)
+#: test images evaluated for the misclassified examples (the first ones of the split), at most,
+#: and the FLOPs that evaluating them may take: a ResNet-50 at 224×224 gets 64, LeNet-5 the 1,000
 EXAMPLES = 1000
+EXAMPLE_FLOPS = 5e11
+MIN_EXAMPLES = 64
 MAX_WRONG = 24
 MAX_FILTERS = 96
 MAX_MAPS = 16  # channels shown per stage
@@ -102,7 +105,7 @@ def stage_maps(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
     return out
 
 
-def _test_feed(config: dict[str, Any], model: nn.Module):
+def _test_feed(config: dict[str, Any], model: nn.Module, flops_per_image: float):
     from cnnzoo.data import load_dataset
     from cnnzoo.data.feed import DataFeed
     from cnnzoo.data.transforms import resolve_input
@@ -110,7 +113,8 @@ def _test_feed(config: dict[str, Any], model: nn.Module):
     ds = load_dataset(config["data"], "test", data_dir=config.get("data_dir"))
     size, mode = resolve_input(model.default_cfg, config.get("input_size"), ds.images.shape[-1])
     feed = DataFeed(ds, size=size, mode=mode, in_chans=model.in_chans, device=torch.device("cpu"))
-    return feed.select(range(min(EXAMPLES, len(feed))))
+    n = int(min(EXAMPLES, max(MIN_EXAMPLES, EXAMPLE_FLOPS // max(flops_per_image, 1.0))))
+    return feed.select(range(min(n, len(feed))))
 
 
 def _examples(model: nn.Module, feed, classes: list[str]) -> tuple[dict[str, Any], torch.Tensor]:
@@ -137,14 +141,15 @@ def _curves(run: RunDir) -> list[dict[str, Any]]:
     return [{k: _finite(r[k]) for k in CURVE_KEYS if k in r} for r in rows]
 
 
-def run_data(net: Network) -> dict[str, Any]:
-    """The run page's additions for an opened run (:func:`cnnzoo.train.runs.open_network`)."""
+def run_data(net: Network, flops_per_image: float) -> dict[str, Any]:
+    """The run page's additions for an opened run (:func:`cnnzoo.train.runs.open_network`);
+    ``flops_per_image`` (the model page's) sizes the evaluation of the examples."""
     assert net.run is not None and net.weights is not None
     run = RunDir(net.run)
     summary = run.read_summary() if run.summary.is_file() else {}
     checksum = _checksum(run, net.weights, summary)
     model = net.model.cpu().eval()
-    feed = _test_feed(net.config, model)
+    feed = _test_feed(net.config, model, flops_per_image)
     classes = list(feed.classes)
     examples, first = _examples(model, feed, classes)
     confusion = read_confusion(run / "confusion_matrix.csv")

@@ -494,7 +494,7 @@
       const lec = Object.assign({}, mem.lecture, { activations: mem.lecture.activations_per_sample * b });
       const lecTotal = PARTS.reduce((a, [k]) => a + lec[k], 0);
       const max = Math.max(realTotal, lecTotal);
-      const exact = traced.includes(b) ? "traced" : "interpolated";
+      const exact = traced.includes(b) ? "traced" : b > traced[traced.length - 1] ? "extrapolated" : "interpolated";
       out.replaceChildren(bar(`analyzer's peak (${exact})`, real, realTotal, max, "memory-real"), bar("lecture's bookkeeping", lec, lecTotal, max, "memory-lecture"),
         h("p", { class: "legend" }, ...PARTS.map(([, name, c]) => h("span", {}, h("i", { style: `border-top: 8px solid ${c}` }), name))),
         h("p", { class: "note", id: "memory-peak", "data-peak": Math.round(realTotal), text: `batch ${b}: peak ${bytes(realTotal)}${real.peak_at ? " (at " + real.peak_at + " when traced at batch " + real.batch + ")" : ""}; the lecture's sum ${bytes(lecTotal)}. Activations are the rest of the peak: saved tensors, live activations, the data batch and kernels' workspaces.` }));
