@@ -151,11 +151,11 @@ def test_compare_page(tiny_run, page_data):
 def test_a_model_with_weights_shows_its_filters(tmp_path, page_data):
     from cnnzoo.registry import create_model
 
-    model = create_model("alexnet", num_classes=10)
-    f = tmp_path / "alexnet.safetensors"
+    model = create_model("resnet18", num_classes=10)
+    f = tmp_path / "resnet18.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f)
-    m = page_data(model_page("alexnet", weights=str(f), batch=2))["model"]
+    m = page_data(model_page("resnet18", weights=str(f), batch=2))["model"]
     assert m["weights"] == str(f) and m["rows"][-1]["output_shape"] == [10]
-    # Krizhevsky et al.: 96 kernels of 11×11×3 in conv1, as one RGB grid of 16 columns
-    assert m["filters"]["shape"] == [96, 3, 11, 11]
-    assert _png(m["filters"]["image"]).shape == (6 * 12 - 1, 16 * 12 - 1, 3)
+    # He et al.: conv1 is 64 kernels of 7×7×3, shown as one RGB grid of 16 columns
+    assert m["filters"]["layer"] == "conv1" and m["filters"]["shape"] == [64, 3, 7, 7]
+    assert _png(m["filters"]["image"]).shape == (4 * 8 - 1, 16 * 8 - 1, 3)
