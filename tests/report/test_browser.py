@@ -178,3 +178,19 @@ def test_run_page_shows_the_runs_accuracy(driver, pages, tiny_run):
     assert len(_nodes(driver)) == 1 + driver.execute_script(
         "return JSON.parse(document.getElementById('report-data').textContent).model.graph.nodes.length"
     )
+
+
+def test_compare_page_draws_a_bubble_per_known_accuracy(driver, pages):
+    from selenium.webdriver.common.by import By
+
+    _open(driver, pages["compare"])
+    bubbles = driver.execute_script(
+        "return [...document.querySelectorAll('#bubble-chart circle')].map(c => c.dataset.name)"
+    )
+    # EfficientNet-B0's top-1 is its paper's (from its config), the run's its own; ResNet-18's config has none
+    assert bubbles == ["efficientnet_b0", "lenet5_relu (lenet)"]
+    assert "no accuracy known for: resnet18" in driver.find_element(By.ID, "bubbles").text
+    heads = driver.execute_script(
+        "return [...document.querySelectorAll('#compare-table th')].map(t => t.textContent)"
+    )
+    assert heads == ["", "resnet18", "efficientnet_b0", "lenet5_relu (lenet)"]
