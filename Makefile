@@ -27,6 +27,7 @@ demo: venv data
 	@$(PY) -m cnnzoo demo --overwrite
 
 test: venv data
+	@bash scripts/ensure-browser.sh
 	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 

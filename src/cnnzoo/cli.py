@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "cnnzoo.analysis.cli",  # summary, compare
     "cnnzoo.scratch.cli",  # scratch train / scratch explain
     "cnnzoo.experiments.cli",  # experiment list / experiment run
+    "cnnzoo.report.cli",  # report
 )
 
 

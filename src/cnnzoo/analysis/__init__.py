@@ -7,9 +7,11 @@
 See ``docs/cost-tables.md`` for the rules. The package, by job: ``ops`` (the op table), ``fields``
 (receptive fields), ``kinds`` (row types), ``meta`` (building on the meta device), ``tracer`` (the
 dispatch mode), ``step`` (a training step traced on meta: what autograd saves and frees, backward
-FLOPs), ``memory`` (the step's peak, optimizers, the largest batch that fits), ``rows`` (trace to
-table rows), ``costs`` (``analyze``, ``fit_batch_size``), ``report`` (the exports), ``coverage`` (which input
-positions reach an output: ``input_coverage``).
+FLOPs), ``graph`` (the traced graph: which row feeds which, for diagrams), ``memory`` (the step's
+peak, optimizers, the largest batch that fits), ``rows`` (trace to table rows), ``costs``
+(``analyze``, ``fit_batch_size``), ``report`` (the exports), ``coverage`` (which input positions
+reach an output: ``input_coverage``), ``paths`` (Veit et al.'s path counts and gradients),
+``landscape`` (filter-normalised loss surfaces).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _EXPORTS = {
     "OPTIMIZERS": "memory",
     "parse_bytes": "memory",
     "trace_step": "step",
+    "trace_graph": "graph",
     "AnalysisError": "costs",
     "OPTIMIZER_STATES": "costs",
     "parse_input_size": "costs",

@@ -557,8 +557,10 @@ def trace(
     state: dict[str, Tensor] | None = None,
     dtype: torch.dtype = torch.float32,
     modules: Modules | None = None,
+    tracer_cls: type[Tracer] | None = None,
 ) -> Tracer:
-    """Run ``model`` once on inputs of ``shape`` under a :class:`Tracer`, in eval mode.
+    """Run ``model`` once on inputs of ``shape`` under a :class:`Tracer` (or ``tracer_cls``, a
+    subclass that records more, such as :class:`~cnnzoo.analysis.graph.GraphTracer`), in eval mode.
 
     ``shape`` is one shape (batch dim included), a sequence of shapes (positional inputs) or a
     mapping of argument name -> shape. ``state`` (from :func:`~cnnzoo.analysis.meta.meta_state`)
@@ -568,7 +570,7 @@ def trace(
         TraceError: the forward pass failed (a :class:`~cnnzoo.errors.CnnzooError` passes as-is).
     """
     modules = modules or Modules.of(model)
-    tracer = Tracer(modules.names, model)
+    tracer = (tracer_cls or Tracer)(modules.names, model)
     args, kwargs = make_inputs(Inputs.of(shape), device, dtype)
     for x in (*args, *kwargs.values()):
         tracer.mark_input(x)

@@ -327,4 +327,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     s = fit(cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite)
     console.print(Rule("result"))
     _print_summary(console, s, args.out)
+    if s:  # rank 0 ends with the run's page (cnnzoo report RUN_DIR)
+        from cnnzoo.report import model_page, write_report
+
+        page = write_report(model_page(args.out), f"{args.out}/report.html")
+        console.print(f"report: {page.resolve()} (open it in a browser; it works offline)")
     return 0
