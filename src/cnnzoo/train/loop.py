@@ -46,7 +46,7 @@ from cnnzoo.train import progress as P
 from cnnzoo.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.evaluate import evaluate, logits_of
-from cnnzoo.train.setup import Run, build_run, new_state, resolved_config, resume_config
+from cnnzoo.train.setup import Run, RunHooks, build_run, new_state, resolved_config, resume_config
 from cnnzoo.train.state import EpochTally, RunState, rng_state
 
 __all__ = [
@@ -304,6 +304,16 @@ def evaluate_test_if_due(run: Run, state: RunState) -> dict[str, dict]:
     return evaluate_split(run, state, run.data.test, collect=_is_last_epoch(run, state))
 
 
+def group_lrs(state: RunState) -> dict[str, float]:
+    """``lr_NAME`` of each named parameter group (transfer learning's stage groups), in group order."""
+    return {f"lr_{g['name']}": g["lr"] for g in state.optimizer.param_groups if "name" in g}
+
+
+def metric_fields(state: RunState) -> tuple[str, ...]:
+    """metrics.csv's columns: :data:`METRIC_FIELDS`, then an ``lr_NAME`` per named parameter group."""
+    return (*METRIC_FIELDS, *group_lrs(state))
+
+
 def _scores(prefix: str, ev: dict | None) -> dict[str, float]:
     ev = ev or {}
     return {f"{prefix}{k}": ev.get(k, math.nan) for k in ("loss", "top1", "top5")}
@@ -327,10 +337,11 @@ def record_epoch(run: Run, state: RunState, val: dict, test: dict, tb, *, improv
         **_scores("val_", val.get("raw")),
         **_scores("ema_val_", val.get("ema")),
         **_scores("ema_test_", test.get("ema")),
+        **group_lrs(state),
     }
     state.metrics.append(row)
     if run.is_main:
-        run.dir.write_metrics(METRIC_FIELDS, state.metrics)
+        run.dir.write_metrics(metric_fields(state), state.metrics)
         tb.log(row, row["epoch"])
         P.print_epoch(run.console, run, row, improved=improved)
     state.epoch += 1
@@ -395,7 +406,7 @@ def _announce(run: Run, state: RunState, *, resumed: bool) -> None:
     P.print_start(
         run.console, run, state, n_params=n_params, threads=torch.get_num_threads(), resumed=resumed
     )
-    run.dir.write_metrics(METRIC_FIELDS, state.metrics)
+    run.dir.write_metrics(metric_fields(state), state.metrics)
 
 
 def fit(
@@ -408,6 +419,7 @@ def fit(
     on_step: Callable[[int, nn.Module], None] | None = None,
     overrides: dict[str, Any] | None = None,
     report: bool = True,
+    run_hooks: RunHooks | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory. Returns the summary dict.
 
@@ -420,6 +432,8 @@ def fit(
         on_step: (tests) called as ``on_step(global_step, model)`` after every optimizer step.
         overrides: with ``resume``, fields to change in the saved config (e.g. ``{"epochs": 3}``).
         report: write the end-of-run plots and confusion matrix (tests turn it off for speed).
+        run_hooks: how a caller builds the model, groups the parameters and acts at each epoch's
+            start (:class:`~cnnzoo.train.setup.RunHooks`; ``cnnzoo.train.finetune`` uses them).
 
     Raises:
         TrainingInterrupted: after Ctrl-C/SIGTERM, once the checkpoint is saved.
@@ -429,7 +443,7 @@ def fit(
     t_start = time.perf_counter()
     if resume is not None:
         cfg = resume_config(resume, overrides)
-    run = build_run(cfg, t_start=t_start, console=console)
+    run = build_run(cfg, t_start=t_start, console=console, hooks=run_hooks)
     state = new_state(run)
     if resume is not None:
         resume_state(run, state)
@@ -447,6 +461,8 @@ def fit(
         if tb.missing:
             run.console.print(f"[dim]({tb.missing})[/]")
         while state.epoch < run.n_epochs and not state.stopped_early:
+            if run.hooks.on_epoch_start is not None:
+                run.hooks.on_epoch_start(run, state)
             train_one_epoch(run, state, bar, stop, hooks)
             val = evaluate_split(run, state, run.data.val)
             improved = select_on_validation(run, state, val)
@@ -550,6 +566,7 @@ def finish(run: Run, state: RunState, test: dict[str, dict], *, report: bool = T
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
         "out": str(run.dir.path),
+        **run.hooks.record,
     }
     if cfg.has_val:
         summary.update(
