@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,6 +12,7 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.registry import create_model
 from cnnzoo.rundir import RunDir, RunDirError
 from cnnzoo.train.checkpoint import load_weights
+from cnnzoo.train.network_args import WEIGHTS_FROM, add_network_arguments
 
 __all__ = [
     "load_run",
@@ -23,8 +23,6 @@ __all__ = [
     "open_network",
     "add_network_arguments",
 ]
-
-WEIGHTS_FROM = ("raw", "ema")
 
 
 def default_weights_from(run_dir: str | Path) -> str:
@@ -140,17 +138,3 @@ def open_network(
         )
     model = create_model(str(spec), weights=weights, **model_kwargs)
     return Network(model.to(device).eval(), str(spec), None, {}, None if weights is None else Path(weights))
-
-
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``MODEL | RUN_DIR [--weights FILE] [--weights-from raw|ema]`` arguments, for every loading command."""
-    parser.add_argument("network", metavar="MODEL|RUN_DIR", help="a registered model name or a run directory")
-    parser.add_argument(
-        "--weights", default=None, metavar="FILE", help="a checkpoint for MODEL (torchvision, timm or cnnzoo)"
-    )
-    parser.add_argument(
-        "--weights-from",
-        choices=WEIGHTS_FROM,
-        default=None,
-        help="for a RUN_DIR: the trained weights or their moving average (--ema); default: the ones it reports",
-    )
