@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,7 +127,8 @@ def _export(model: nn.Module, x: torch.Tensor, opset: int | None):
                 **kwargs,
             )
     except Exception as e:  # the exporter fails with many types; the user needs the first line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # the exporter colours its messages
+        first = (text.splitlines() or [type(e).__name__])[0][:200]
         raise ExportError(
             f"{type(model).__name__} could not be exported to ONNX ({type(e).__name__}: {first}); "
             "export it with CNNZOO_DEBUG=1 to see the exporter's report"

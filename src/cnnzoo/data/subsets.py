@@ -52,16 +52,18 @@ def select_classes(ds: ImageDataset, classes: Sequence[int]) -> ImageDataset:
     )
 
 
-def per_class_indices(labels: Tensor, n: int, seed: int, *, classes: Sequence[str] = ()) -> Tensor:
+def per_class_indices(
+    labels: Tensor, n: int, seed: int, *, classes: Sequence[str] = (), held_out: bool = False
+) -> Tensor:
     """Indices of ``n`` samples of each label in ``labels``, drawn by ``seed``, in increasing order.
 
     ``classes`` (the class names, index = label) sets the class count; without it, the largest label.
-
     Each class's draw is the first ``n`` of a permutation of its samples from one generator seeded
     with ``seed``, so the choice is a function of the labels, ``n`` and ``seed`` alone.
 
     Raises:
-        ConfigError: a class with fewer than ``n`` samples (the message names it and its count).
+        ConfigError: a class with fewer than ``n`` samples (the message names it and its count;
+            ``held_out``: a validation split was taken from them first).
     """
     labels = labels.cpu()
     num = len(classes) if classes else (int(labels.max()) + 1 if labels.numel() else 0)
@@ -69,10 +71,10 @@ def per_class_indices(labels: Tensor, n: int, seed: int, *, classes: Sequence[st
     short = [(c, int(counts[c])) for c in range(num) if counts[c] < n]
     if short:
         c, have = min(short, key=lambda t: t[1])
-        name = f" ({classes[c]})" if c < len(classes) else ""
+        name = repr(classes[c]) if c < len(classes) else str(c)
         raise ConfigError(
-            f"--train-per-class {n}: class {c}{name} has only {have} training images"
-            f"{' left after --val-samples' if have else ''}; use --train-per-class {have} or fewer"
+            f"--train-per-class {n}: class {name} has only {have:,} training images"
+            f"{' left after --val-samples' if held_out else ''}; use --train-per-class {have} or fewer"
         )
     gen = torch.Generator().manual_seed(seed)
     picked = []

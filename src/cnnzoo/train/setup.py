@@ -214,7 +214,8 @@ def split_validation(cfg: TrainConfig, train: Feed) -> tuple[Feed, Feed | None, 
     if cfg.train_per_class:
         from cnnzoo.data.subsets import per_class_indices
 
-        picked = per_class_indices(train.labels, cfg.train_per_class, cfg.seed, classes=train.classes)
+        n, held = cfg.train_per_class, cfg.val_samples > 0
+        picked = per_class_indices(train.labels, n, cfg.seed, classes=train.classes, held_out=held)
         return train.select(picked), val, record
     return _random_subset(train, cfg.train_samples, cfg.seed), val, record
 
