@@ -1002,3 +1002,370 @@ register_key_map(
         ),
     ),
 )
+
+# The residual families and DenseNet (issue 12): pre-activation, ResNeXt, Wide ResNet, SE, DenseNet.
+# torchvision's ResNeXt and wide ResNets are its ResNet with other widths, and timm's SE-ResNet(X)s
+# its ResNet with an SE module named ``se`` (fc1/fc2): cnnzoo keeps those keys, so the maps are
+# identities. timm's legacy SENet and torchvision's DenseNet have keys of their own.
+_TORCHVISION_RESIDUAL_SAME_NAMES = (
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
+# torchvision's files before 0.3 spell a dense layer's parts ``norm.1``, ``conv.2``; its own loader
+# (``_load_state_dict`` in torchvision/models/densenet.py) rewrites them, and so does this rule.
+_DENSENET_OLD_KEYS = (r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2.")
+
+register_key_map(
+    *(KeyMap("torchvision", n, (n,)) for n in _TORCHVISION_RESIDUAL_SAME_NAMES),
+    *(
+        KeyMap(
+            "torchvision",
+            n,
+            (n,),
+            rename=((r"^features\.", ""), _DENSENET_OLD_KEYS),
+            note="torchvision's DenseNet keys without the features. prefix (old-style norm.1 keys accepted)",
+        )
+        for n in ("densenet121", "densenet161", "densenet169", "densenet201")
+    ),
+    KeyMap("timm", "seresnet50", ("seresnet50",)),
+    KeyMap("timm", "seresnext50_32x4d", ("seresnext50_32x4d",)),
+    KeyMap(
+        "timm",
+        "legacy_seresnet50",
+        ("seresnet50_v1",),
+        rename=((r"^layer0\.(conv1|bn1)\.", r"\1."), (r"\.se_module\.", ".se."), (r"^last_linear\.", "fc.")),
+        note="the SENet authors' Caffe release (stride in the first 1x1, ceil-mode stem pool), as timm ports it",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# The MBConv lineage (issue 13): MobileNet v1/v2/v3, MnasNet, EfficientNet. The cnnzoo layout is
+# timm's (conv_stem, blocks.S.B with conv_pw/conv_dw/se/conv_pwl, conv_head, classifier), with
+# ConvNormAct stem and head (conv_stem.conv/.bn) and SE layers fc1/fc2. torchvision numbers its
+# layers (features.K, block.0.0, conv.1 ...): the renames below move each block to blocks.S.B and
+# mark the rest of the key with "#", and _mbconv_parts names the parts by the block's structure.
+
+# the parts of an MBConv block with an expansion conv, and of one without (a linear DS block)
+_IR_PARTS = (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))
+_DS_PARTS = (("conv_dw", "bn1"), ("conv_pw", "bn2"))
+
+
+def _natural(path: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in path.split(".")]
+
+
+def _mbconv_parts(state: StateDict) -> StateDict:
+    """torchvision's numbered MBConv parts (``blocks.S.B#1.0.weight``) as cnnzoo's names.
+
+    In each block, the BatchNorms are the modules with running statistics, the SE the ``fc1``/
+    ``fc2`` modules, and the rest the convs, in layer order; three convs are an MBConv (expand,
+    depthwise, project), two a block without expansion (depthwise, project).
+    """
+    out: StateDict = {}
+    blocks: dict[str, dict[str, dict[str, Tensor]]] = {}
+    for key, tensor in state.items():
+        if "#" not in key:
+            out[key] = tensor
+            continue
+        block, inner = key.split("#")
+        module, _, param = inner.rpartition(".")
+        blocks.setdefault(block, {}).setdefault(module, {})[param] = tensor
+    for block, modules in blocks.items():
+        se = [m for m in modules if m.endswith(("fc1", "fc2"))]
+        bns = sorted((m for m in modules if "running_mean" in modules[m]), key=_natural)
+        convs = sorted((m for m in modules if m not in se and m not in bns), key=_natural)
+        parts = {3: _IR_PARTS, 2: _DS_PARTS}.get(len(convs))
+        if parts is None or len(bns) != len(convs):
+            raise ValueError(f"{block}: {len(convs)} convs and {len(bns)} norms is no MBConv block")
+        names = {m: "se." + m.rpartition(".")[2] for m in se}
+        for conv, bn, (conv_name, bn_name) in zip(convs, bns, parts, strict=True):
+            names[conv], names[bn] = conv_name, bn_name
+        for module, params in modules.items():
+            for param, tensor in params.items():
+                out[f"{block}.{names[module]}.{param}"] = tensor
+    return out
+
+
+def _flat_blocks(repeats: tuple[int, ...]) -> Callable[[re.Match[str]], str]:
+    """torchvision's flat ``features.K`` (K = 1 … N) as cnnzoo's ``blocks.S.B`` for these stage repeats."""
+    where = [(s, b) for s, n in enumerate(repeats) for b in range(n)]
+
+    def repl(m: re.Match[str]) -> str:
+        k = int(m.group(1))
+        if not 1 <= k <= len(where):
+            raise IndexError(f"features.{k} is no block of this network")
+        s, b = where[k - 1]
+        return f"blocks.{s}.{b}#"
+
+    return repl
+
+
+def _tv_stem_head(head: int) -> tuple[tuple[str, str], ...]:
+    """torchvision's ``features.0`` stem and ``features.{head}`` 1×1 conv as ConvNormAct keys."""
+    return (
+        (r"^features\.0\.0\.", "conv_stem.conv."),
+        (r"^features\.0\.1\.", "conv_stem.bn."),
+        (rf"^features\.{head}\.0\.", "conv_head.conv."),
+        (rf"^features\.{head}\.1\.", "conv_head.bn."),
+    )
+
+
+def _tv_mobilenet(
+    head: int, repeats: tuple[int, ...], part: str, classifier: tuple[tuple[str, str], ...]
+) -> dict:
+    """The renames and transform of torchvision's MobileNet v2 / v3 (flat ``features.K.{part}``)."""
+    rename = (*_tv_stem_head(head), (rf"^features\.(\d+)\.{part}\.", _flat_blocks(repeats)), *classifier)
+    return {"rename": rename, "transforms": (_mbconv_parts,)}
+
+
+_TV_EFFICIENTNET = {
+    "rename": (
+        *_tv_stem_head(8),
+        (r"^features\.([1-7])\.(\d+)\.block\.", lambda m: f"blocks.{int(m[1]) - 1}.{m[2]}#"),
+        (r"^classifier\.1\.", "classifier."),
+    ),
+    "transforms": (_mbconv_parts,),
+}
+
+# torchvision's MNASNet: layers.0-7 the stem and the SepConv, layers.8-13 the six MBConv stacks,
+# layers.14/15 the 1×1 conv of 1280; every stack's block is layers.0 … layers.7 (conv, BN, ReLU, ...)
+_TV_MNASNET = {
+    "rename": (
+        (r"^layers\.0\.", "conv_stem.conv."),
+        (r"^layers\.1\.", "conv_stem.bn."),
+        (r"^layers\.3\.", "blocks.0.0.conv_dw."),
+        (r"^layers\.4\.", "blocks.0.0.bn1."),
+        (r"^layers\.6\.", "blocks.0.0.conv_pw."),
+        (r"^layers\.7\.", "blocks.0.0.bn2."),
+        (r"^layers\.(8|9|1[0-3])\.(\d+)\.layers\.", lambda m: f"blocks.{int(m[1]) - 7}.{m[2]}#"),
+        (r"^layers\.14\.", "conv_head.conv."),
+        (r"^layers\.15\.", "conv_head.bn."),
+        (r"^classifier\.1\.", "classifier."),
+    ),
+    "transforms": (_mbconv_parts,),
+}
+
+# timm's EfficientNet / MobileNet layout is cnnzoo's but for the bare stem and head convs and the SE names
+_TIMM_MBCONV = (
+    (r"^conv_stem\.", "conv_stem.conv."),
+    (r"^bn1\.", "conv_stem.bn."),
+    (r"^conv_head\.", "conv_head.conv."),
+    (r"^bn2\.", "conv_head.bn."),
+    (r"\.se\.conv_reduce\.", ".se.fc1."),
+    (r"\.se\.conv_expand\.", ".se.fc2."),
+)
+
+
+def _needs_relu6(model: nn.Module) -> str | None:
+    """A ReLU MobileNet v1 given timm's ReLU6 weights: they load, but the outputs differ."""
+    if any(isinstance(m, nn.ReLU6) for m in model.modules()):
+        return None
+    return (
+        "timm's mobilenetv1_100 weights were trained with ReLU6 and this model uses the paper's ReLU, so "
+        "its outputs will differ from timm's; build it with act='relu6' to reproduce them"
+    )
+
+
+_V3_CLASSIFIER = ((r"^classifier\.0\.", "head_fc."), (r"^classifier\.3\.", "classifier."))
+
+register_key_map(
+    KeyMap("torchvision", "mobilenet_v2", ("mobilenet_v2",),
+           **_tv_mobilenet(18, (1, 2, 3, 4, 3, 3, 1), "conv", ((r"^classifier\.1\.", "classifier."),))),
+    KeyMap("torchvision", "mobilenet_v3_large", ("mobilenet_v3_large",),
+           **_tv_mobilenet(16, (1, 2, 3, 4, 2, 3), "block", _V3_CLASSIFIER)),
+    KeyMap("torchvision", "mobilenet_v3_small", ("mobilenet_v3_small",),
+           **_tv_mobilenet(12, (1, 2, 3, 2, 3), "block", _V3_CLASSIFIER)),
+    KeyMap("torchvision", "mnasnet0_5", ("mnasnet_b1_050",), **_TV_MNASNET),
+    KeyMap("torchvision", "mnasnet0_75", ("mnasnet_b1_075",), **_TV_MNASNET),
+    KeyMap("torchvision", "mnasnet1_0", ("mnasnet_b1",), **_TV_MNASNET),
+    KeyMap("torchvision", "mnasnet1_3", ("mnasnet_b1_130",), **_TV_MNASNET),
+    *(KeyMap("torchvision", f"efficientnet_b{i}", (f"efficientnet_b{i}",), **_TV_EFFICIENTNET) for i in range(8)),
+    KeyMap(
+        "timm", "mobilenetv1_100", ("mobilenet_v1",), rename=_TIMM_MBCONV, check=_needs_relu6,
+        note="TensorFlow's MobileNet v1 layout with ReLU6: load it into mobilenet_v1 built with act='relu6'",
+    ),
+    KeyMap("timm", "semnasnet_100", ("mnasnet_a1",), rename=_TIMM_MBCONV),
+    *(KeyMap("timm", f"tf_efficientnet_b{i}", (f"tf_efficientnet_b{i}",), rename=_TIMM_MBCONV,
+             note="the official TensorFlow checkpoints (SAME padding, BN eps 1e-3)") for i in range(8)),
+)  # fmt: skip
+# --- SqueezeNet, ShuffleNet v2 (issue 13); Xception, NASNet-A (issue 14) ----------------------------
+# torchvision's SqueezeNets number their layers (features.N, classifier.1) where ours are named
+# after Table 1 (conv1, fire2 ... fire9, conv10); the index of each fire module follows its pools.
+_SQUEEZENET_FIRES = {
+    "squeezenet1_0": {3: 2, 4: 3, 5: 4, 7: 5, 8: 6, 9: 7, 10: 8, 12: 9},
+    "squeezenet1_1": {3: 2, 4: 3, 6: 4, 7: 5, 9: 6, 10: 7, 11: 8, 12: 9},
+}
+
+
+def _squeezenet_map(layout: str) -> KeyMap:
+    fires = _SQUEEZENET_FIRES[layout]
+    return KeyMap(
+        "torchvision",
+        layout,
+        (layout,),
+        rename=(
+            (r"^features\.0\.", "conv1.conv."),
+            (r"^features\.(\d+)\.", lambda m: f"fire{fires[int(m.group(1))]}."),
+            (r"\.(squeeze|expand1x1|expand3x3)\.", r".\1.conv."),
+            (r"^classifier\.1\.", "conv10."),
+        ),
+    )
+
+
+# torchvision's ShuffleNet v2 units hold nn.Sequential branches (conv, BN, ReLU by index); ours name
+# the conv + BN pairs of each branch (dw, pw; pw1, dw, pw2), and conv1/conv5 are ConvNormActs.
+_SHUFFLENET_V2_RENAMES = (
+    (r"^(conv1|conv5)\.0\.", r"\1.conv."),
+    (r"^(conv1|conv5)\.1\.", r"\1.bn."),
+    (r"\.branch1\.0\.", ".branch1.dw.conv."),
+    (r"\.branch1\.1\.", ".branch1.dw.bn."),
+    (r"\.branch1\.2\.", ".branch1.pw.conv."),
+    (r"\.branch1\.3\.", ".branch1.pw.bn."),
+    (r"\.branch2\.0\.", ".branch2.pw1.conv."),
+    (r"\.branch2\.1\.", ".branch2.pw1.bn."),
+    (r"\.branch2\.3\.", ".branch2.dw.conv."),
+    (r"\.branch2\.4\.", ".branch2.dw.bn."),
+    (r"\.branch2\.5\.", ".branch2.pw2.conv."),
+    (r"\.branch2\.6\.", ".branch2.pw2.bn."),
+)
+
+register_key_map(
+    _squeezenet_map("squeezenet1_0"),
+    _squeezenet_map("squeezenet1_1"),
+    *(
+        KeyMap("torchvision", f"shufflenet_v2_{w}", (f"shufflenet_v2_{w}",), rename=_SHUFFLENET_V2_RENAMES)
+        for w in ("x0_5", "x1_0", "x1_5", "x2_0")
+    ),
+    KeyMap(
+        "timm",
+        "legacy_xception",
+        ("xception",),
+        rename=((r"(rep\.\d+|conv3|conv4)\.conv1\.", r"\1.conv_dw."), (r"\.pointwise\.", ".conv_pw.")),
+        note="the Keras Xception weights ported by Cadene; normalise inputs with mean = std = 0.5, at 299x299",
+    ),
+    KeyMap(
+        "timm",
+        "nasnetalarge",
+        ("nasnet_a_large",),
+        rename=(
+            (r"\.depthwise_conv2d\.", ".conv_dw."),
+            (r"\.pointwise_conv2d\.", ".conv_pw."),
+            (r"^(cell_stem_1|cell_\d+)\.(path_1|path_2|final_path_bn)\.", r"\1.reduce_prev.\2."),
+            (r"^last_linear\.", "fc."),
+        ),
+        note="the TF-slim NASNet-A large checkpoint ported by Cadene; mean = std = 0.5, at 331x331",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Inception v3, Inception v4 and Inception-ResNet v2 (issue 14). cnnzoo builds their modules from
+# branch tables (cnnzoo.layers.inception.InceptionBlock: ``branchK.I`` for the I-th layer of branch K,
+# ``.a``/``.b`` for the two ends of a split branch, ``proj`` for a residual projection), so the
+# libraries' per-module names are renamed here.
+
+
+def _tv_v3_branch(m: re.Match[str]) -> str:
+    """torchvision's Inception3 branch names → cnnzoo's ``branchK.I`` (``.a``/``.b`` for splits).
+
+    ``m``: (module, branch name, layer number, split letter); the branch index depends on the
+    module kind, which the module's name gives (A: ``Mixed_5*``, B: ``6a``, C: ``6b``-``6e``,
+    D: ``7a``, E: ``7b``-``7c``).
+    """
+    module, branch, num, fork = m[1], m[2], m[3], m[4]
+    grid, letter = module[6], module[7]
+    kind = {"5": "A", "6": "B" if letter == "a" else "C", "7": "D" if letter == "a" else "E"}[grid]
+    index = {
+        ("A", "branch1x1"): 0, ("A", "branch5x5"): 1, ("A", "branch3x3dbl"): 2, ("A", "branch_pool"): 3,
+        ("B", "branch3x3"): 0, ("B", "branch3x3dbl"): 1,
+        ("C", "branch1x1"): 0, ("C", "branch7x7"): 1, ("C", "branch7x7dbl"): 2, ("C", "branch_pool"): 3,
+        ("D", "branch3x3"): 0, ("D", "branch7x7x3"): 1,
+        ("E", "branch1x1"): 0, ("E", "branch3x3"): 1, ("E", "branch3x3dbl"): 2, ("E", "branch_pool"): 3,
+    }[(kind, branch)]  # fmt: skip
+    layer = 1 if branch == "branch_pool" else (int(num) - 1 if num else 0)  # the pool is layer 0
+    return f"{module}.branch{index}.{layer}." + (f"{fork}." if fork else "")
+
+
+_TIMM_V4_GROUPS = (("inception_a", 6, 4), ("reduction_a", 10, 1), ("inception_b", 11, 7),
+                   ("reduction_b", 18, 1), ("inception_c", 19, 3))  # fmt: skip
+
+
+def _timm_v4_feature(m: re.Match[str]) -> str:
+    """timm's ``features.N.`` (one flat Sequential) → the paper's names."""
+    i = int(m[1])
+    stem = ("conv1", "conv2", "conv3", "mixed_3a", "mixed_4a", "mixed_5a")
+    if i < len(stem):
+        return f"{stem[i]}."
+    name, start, n = next(g for g in _TIMM_V4_GROUPS if i < g[1] + g[2])
+    return f"{name}." if n == 1 else f"{name}.{i - start}."
+
+
+def _timm_flat_branch(m: re.Match[str]) -> str:
+    """timm's Inception-C ``branch1_1a`` → ``branch1.1.a`` (and ``branch2_0`` → ``branch2.0``)."""
+    return f".branch{m[1]}.{m[2]}." + (f"{m[3]}." if m[3] else "")
+
+
+# a branch that is one conv: timm and the TF-slim ports name it ``branchK.conv``, cnnzoo ``branchK.0.conv``
+_SINGLE_CONV_BRANCH = (r"\.branch(\d)\.(conv|bn)\.", r".branch\1.0.\2.")
+_TF_PORT_NOTE = (
+    "weights ported from TensorFlow expect inputs scaled to [-1, 1]: build with transform_input=True"
+)
+
+register_key_map(
+    KeyMap(
+        "torchvision",
+        "inception_v3",
+        ("inception_v3_tv",),
+        rename=(
+            (
+                r"^(Mixed_\w+)\.(branch1x1|branch5x5|branch3x3dbl|branch3x3|branch7x7dbl|branch7x7x3|branch7x7|branch_pool)"
+                r"(?:_(\d))?([ab])?\.",
+                _tv_v3_branch,
+            ),
+        ),  # fmt: skip
+        note=f"torchvision's released Inception v3 (IMAGENET1K_V1): {_TF_PORT_NOTE}; its AuxLogits are trained",
+    ),
+    KeyMap(
+        "timm",
+        "inception_v4",
+        ("inception_v4",),
+        rename=(
+            (r"^features\.(\d+)\.", _timm_v4_feature),
+            (r"^mixed_3a\.conv\.", "mixed_3a.branch1.0."),  # timm's Mixed3a: (maxpool, conv)
+            (r"^mixed_5a\.conv\.", "mixed_5a.branch0.0."),  # timm's Mixed5a: (conv, maxpool)
+            (r"\.branch(\d)_(\d)([ab]?)\.", _timm_flat_branch),
+            _SINGLE_CONV_BRANCH,
+            (r"^last_linear\.", "fc."),
+        ),
+        note=f"timm's inception_v4.tf_in1k (the TF-slim release): {_TF_PORT_NOTE} (timm's mean = std = 0.5)",
+    ),
+    KeyMap(
+        "timm",
+        "inception_resnet_v2",
+        ("inception_resnet_v2_tf",),
+        rename=(
+            *(
+                (rf"^conv2d_{tf}\.", f"conv{i}.")
+                for i, tf in enumerate(("1a", "2a", "2b", "3b", "4a", "7b"), 1)
+            ),
+            (r"^repeat\.(\d+)\.", r"inception_resnet_a.\1."),
+            (r"^mixed_6a\.", "reduction_a."),
+            (r"^repeat_1\.(\d+)\.", r"inception_resnet_b.\1."),
+            (r"^mixed_7a\.", "reduction_b."),
+            (r"^repeat_2\.(\d+)\.", r"inception_resnet_c.\1."),
+            (r"^block8\.", "inception_resnet_c.9."),  # the release's last block (no ReLU)
+            (r"\.conv2d\.(weight|bias)$", r".proj.\1"),
+            _SINGLE_CONV_BRANCH,
+            (r"^classif\.", "fc."),
+        ),
+        note=f"timm's inception_resnet_v2.tf_in1k (the TF-slim release): {_TF_PORT_NOTE} (timm's mean = std = 0.5)",
+    ),
+)
+OPTIONAL_PARTS.append(
+    # torchvision saves AuxLogits with aux_logits=True (its released file has them) and not otherwise
+    OptionalPart(
+        "inception_v3*", ("AuxLogits.*", "aux.*"), "build it with aux_logits=False to leave them out"
+    )
+)

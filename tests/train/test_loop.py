@@ -304,3 +304,25 @@ def test_a_streamed_imagefolder_run_goes_through_the_same_loop(tmp_path):
     assert s["val_samples"] == 6 and s["best_val_epoch"] in (1, 2) and s["ema_sha256"]
     assert sum(s["per_class_top1"].values()) >= 0 and list(s["per_class_top1"]) == ["ant", "bee", "cow"]
     assert (tmp_path / "run" / "confusion_matrix.png").is_file()
+
+
+def test_a_model_whose_loss_needs_the_labels_and_inputs_trains(tmp_path):
+    """CapsNet trains through its own protocol: ``forward(x, target=y)`` and ``loss(out, y, inputs=x)``.
+    Its decoder is reached only that way (eval forward never calls it), so its weights move only if
+    both the labels and the inputs reached the model during training."""
+    from cnnzoo import create_model
+    from cnnzoo.train.checkpoint import load_weights
+
+    torch.manual_seed(0)  # as fit seeds the model's init
+    before = create_model("capsnet", num_classes=10, in_chans=1).decoder.state_dict()
+    cfg = TrainConfig(
+        model="capsnet", epochs=1, train_samples=64, test_samples=32, batch_size=32,
+        lr=1e-3, optimizer="adam", schedule="constant", warmup_epochs=0, threads=1, out=str(tmp_path),
+    )  # fmt: skip
+    s = fit(cfg, progress=False, report=False)
+    model = create_model("capsnet")
+    load_weights(model, tmp_path / "weights.safetensors")
+    step = {k: (v - before[k]).abs().max().item() for k, v in model.decoder.state_dict().items()}
+    # every decoder tensor moved, by about two Adam steps of 1e-3 (not a different init)
+    assert all(0 < d <= 5e-3 for d in step.values()), step
+    assert s["steps"] == 2

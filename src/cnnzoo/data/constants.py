@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "IMAGENET_INCEPTION_MEAN",
+    "IMAGENET_INCEPTION_STD",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "CIFAR100_MEAN",
@@ -25,6 +27,9 @@ __all__ = [
 # The ImageNet training set's statistics, as torchvision and timm normalise with them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The TensorFlow-slim (Inception, Xception, NASNet) preprocessing: pixels scaled to [-1, 1].
+IMAGENET_INCEPTION_MEAN = (0.5, 0.5, 0.5)
+IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
 # The 50,000 CIFAR training images (std over all pixels, not the mean of per-image stds).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)

@@ -14,7 +14,10 @@ module                 blocks
 ``mbconv``             :class:`SeparableConv2d`, :class:`DepthwiseSeparableConv`,
                        :class:`InvertedResidual` (MBConv)
 ``shuffle``            :func:`channel_shuffle`, :class:`ChannelShuffle`
-``inception``          GoogLeNet's :class:`Inception` and :class:`NaiveInception`
+``inception``          GoogLeNet's :class:`Inception` and :class:`NaiveInception`; the factorised
+                       modules of BN-Inception, Inception v3/v4 and Inception-ResNet as data
+                       (:class:`BlockSpec` of :class:`ConvSpec` / :class:`PoolSpec` /
+                       :class:`SplitSpec` steps) built by :class:`InceptionBlock`
 ``lrn``                :class:`LocalResponseNorm` in the AlexNet paper's convention
 ``init``               the papers' named weight inits (:func:`init_weights_` and the ``*_init``)
 =====================  ==========================================================================
@@ -41,7 +44,17 @@ from cnnzoo.layers.conv import (
     same_padding,
 )
 from cnnzoo.layers.drop import DropPath, as_drop_path, drop_path
-from cnnzoo.layers.inception import BasicConv2d, Inception, InceptionWidths, NaiveInception
+from cnnzoo.layers.inception import (
+    BasicConv2d,
+    BlockSpec,
+    ConvSpec,
+    Inception,
+    InceptionBlock,
+    InceptionWidths,
+    NaiveInception,
+    PoolSpec,
+    SplitSpec,
+)
 from cnnzoo.layers.init import (
     empty_linear,
     he_normal_init,
@@ -77,25 +90,30 @@ __all__ = [
     "AvgPoolProjection",
     "BasicBlock",
     "BasicConv2d",
+    "BlockSpec",
     "Bottleneck",
     "ChannelShuffle",
     "Conv2dSame",
     "ConvNormAct",
+    "ConvSpec",
     "DeepStem",
     "DepthwiseSeparableConv",
     "DropPath",
     "Inception",
+    "InceptionBlock",
     "InceptionWidths",
     "InvertedResidual",
     "LocalResponseNorm",
     "NaiveInception",
     "NormLayer",
     "Padding",
+    "PoolSpec",
     "PreActBasicBlock",
     "PreActBottleneck",
     "Projection",
     "SeparableConv2d",
     "ShortcutOption",
+    "SplitSpec",
     "SqueezeExcite",
     "UnknownActivationError",
     "ZeroPadShortcut",

@@ -237,6 +237,10 @@ class _Residual(nn.Module):
     def _skips(self, x: Tensor) -> bool:
         return self.drop_path is not None and self.drop_path.drops_branch(x)
 
+    def _preact(self, x: Tensor) -> Tensor:
+        """A pre-activation unit's BN-ReLU of its input; the input itself where ``bn1`` is off."""
+        return x if self.bn1 is None else self.relu(self.bn1(x))
+
     def cost_details(self) -> dict[str, int | str | bool]:
         if not self.residual:
             return {}
@@ -397,7 +401,9 @@ class PreActBasicBlock(_Residual):
 
     Args: as :class:`BasicBlock`; a projection shortcut (option B/C) is a bare 1×1 conv on the
     pre-activated input. ``dropout`` sits between the convs, after the second BN-ReLU, as in Wide
-    ResNets (Zagoruyko & Komodakis 2016, §2.4).
+    ResNets (Zagoruyko & Komodakis 2016, §2.4). ``preact=False`` leaves out the unit's own BN-ReLU
+    (no ``bn1``) for an input that is already activated: the first unit after a conv-BN-ReLU stem,
+    as fb.resnet.torch's ``preresnet.lua`` (the ImageNet code of He et al. 2016b) builds it.
     """
 
     def __init__(
@@ -416,11 +422,12 @@ class PreActBasicBlock(_Residual):
         attn_layer: AttnLayer = None,
         drop_path: float | DropPath | None = None,
         dropout: float = 0.0,
+        preact: bool = True,
     ) -> None:
         super().__init__()
         _no_cardinality("PreActBasicBlock", groups, base_width)
         out_channels = planes * self.expansion
-        self.bn1 = norm_layer(in_channels)
+        self.bn1 = norm_layer(in_channels) if preact else None
         self.relu = create_act(act_layer, inplace=True)
         self.conv1 = conv3x3(in_channels, planes, stride, dilation=dilation)
         self.bn2 = norm_layer(planes)
@@ -436,8 +443,8 @@ class PreActBasicBlock(_Residual):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._skips(x):
-            return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
-        pre = self.relu(self.bn1(x))  # shared by the branch and a projection shortcut
+            return x if self.downsample is None else self.downsample(self._preact(x))
+        pre = self._preact(x)  # shared by the branch and a projection shortcut
         out = self.relu(self.bn2(self.conv1(pre)))
         if self.dropout is not None:
             out = self.dropout(out)
@@ -450,6 +457,7 @@ class PreActBottleneck(_Residual):
     Args: as :class:`Bottleneck` (cardinality included); a projection shortcut is a bare 1×1
     conv on the pre-activated input. ``stride_in_1x1=True`` is the authors' CIFAR code
     (resnet-1k-layers strides the first 1×1); the default strides the 3×3, as timm.
+    ``preact=False`` leaves out ``bn1`` and its ReLU, as :class:`PreActBasicBlock`.
     """
 
     expansion = 4
@@ -470,13 +478,14 @@ class PreActBottleneck(_Residual):
         act_layer: ActLayer = "relu",
         attn_layer: AttnLayer = None,
         drop_path: float | DropPath | None = None,
+        preact: bool = True,
     ) -> None:
         super().__init__()
         out_channels = planes * self.expansion
         width = bottleneck_width(planes, groups, base_width)
         self.groups, self.width = groups, width
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.bn1 = norm_layer(in_channels)
+        self.bn1 = norm_layer(in_channels) if preact else None
         self.relu = create_act(act_layer, inplace=True)
         self.conv1 = conv1x1(in_channels, width, s1)
         self.bn2 = norm_layer(width)
@@ -493,8 +502,8 @@ class PreActBottleneck(_Residual):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._skips(x):
-            return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
-        pre = self.relu(self.bn1(x))
+            return x if self.downsample is None else self.downsample(self._preact(x))
+        pre = self._preact(x)
         out = self.relu(self.bn2(self.conv1(pre)))
         out = self.relu(self.bn3(self.conv2(out)))
         return self._add(self.conv3(out), x if self.downsample is None else pre)

@@ -126,6 +126,11 @@ class ZooModel(nn.Module):
     reads only shapes, so it adds no op to a trace, and it is skipped under ``torch.fx`` and
     ``torch.jit`` tracing.
 
+    A model whose training needs more than ``loss(model(x), y)`` says so with two flags, which the
+    trainer reads: ``train_forward_takes_target`` (training calls ``forward(x, target=y)``: CapsNet
+    masks its decoder by the true class) and ``loss_takes_inputs`` (training calls
+    ``loss(output, y, inputs=x)``: CapsNet's reconstruction error). Evaluation calls ``forward(x)``.
+
     Everything else is derived here from those declarations: :meth:`forward_intermediates`,
     :meth:`get_classifier`, :meth:`reset_classifier`, :meth:`stage_groups`. A family whose
     classifier is neither a Linear nor a Conv2d overrides :meth:`_new_classifier`.
@@ -138,6 +143,10 @@ class ZooModel(nn.Module):
     head_name: str
     #: qualified names of auxiliary classifier modules; each declares its own ``head_name``
     aux_head_names: tuple[str, ...] = ()
+    #: training calls ``forward(x, target=y)`` (the output depends on the labels)
+    train_forward_takes_target: bool = False
+    #: training calls ``loss(output, y, inputs=x)`` (the loss reads the inputs)
+    loss_takes_inputs: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -5,9 +5,21 @@ He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016, 
 Every depth is a row of data: block type and blocks per stage (``(3, 4, 6, 3)`` for ResNet-50,
 :data:`RESNET_DEPTHS`), and every registered name a typed :class:`ResNetVariant` row of
 :data:`VARIANTS`. One :class:`ResNet` class builds them all, the CIFAR nets of §4.2 and their plain
-counterparts included (see "CIFAR family" below). Its block options (``groups``/``base_width``,
-``attn_layer``, ``drop_path_rate``) are those of :mod:`cnnzoo.layers.residual`, so ResNeXt, SE-ResNet
-and stochastic depth are arguments rather than forks; they are off in every wave-1 model.
+counterparts included (see "CIFAR family" below). Its block options are those of
+:mod:`cnnzoo.layers.residual`, so the descendants are arguments rather than forks, each family a
+file of rows calling :class:`ResNet`: pre-activation (``block="preact_*"``, ``stem_act``;
+:mod:`~cnnzoo.models.preact_resnet`), ResNeXt (``groups``/``base_width``; :mod:`~cnnzoo.models.
+resnext`), Wide ResNet (``widths``, ``dropout``; :mod:`~cnnzoo.models.wide_resnet`), SE
+(``attn_layer``, ``stem_pool="ceil"`` for the authors' release; :mod:`~cnnzoo.models.senet`) and
+stochastic depth (``drop_path_rate``, ``drop_path_mode``) for any of them. They are off in every
+wave-1 model.
+
+Stochastic depth (Huang, Sun, Liu, Sedra, Weinberger, "Deep Networks with Stochastic Depth",
+ECCV 2016) is registered as ``resnet110_sd`` and ``resnet1202_sd``: the CIFAR nets with
+``drop_path_rate=0.5``. Block l of L (counted over all stages, 1-based) holds a
+:class:`~cnnzoo.layers.drop.DropPath` of drop probability (l / L)(1 − p_L); in training a dropped
+block returns ReLU(shortcut) without computing its branch, for the whole mini-batch; in eval every
+branch runs, scaled by its survival probability p_l.
 
 ======================  ===========  ==============  =============================================
 name                    block        stages          departs from the paper
@@ -54,9 +66,19 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
+from cnnzoo.errors import ConfigError
+from cnnzoo.layers.drop import DropMode, DropPath
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init, zero_init_residual_
-from cnnzoo.layers.residual import AttnLayer, BasicBlock, Bottleneck, DeepStem, ShortcutOption
+from cnnzoo.layers.residual import (
+    AttnLayer,
+    BasicBlock,
+    Bottleneck,
+    DeepStem,
+    PreActBasicBlock,
+    PreActBottleneck,
+    ShortcutOption,
+)
+from cnnzoo.models._residual import check_resnet_options, residual_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -68,6 +90,7 @@ __all__ = [
     "CIFAR_DEPTHS",
     "PAPER",
     "BAG_OF_TRICKS",
+    "STOCHASTIC_DEPTH",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -85,6 +108,8 @@ __all__ = [
     "resnet56",
     "resnet110",
     "resnet1202",
+    "resnet110_sd",
+    "resnet1202_sd",
     "plain20",
     "plain32",
     "plain44",
@@ -93,12 +118,20 @@ __all__ = [
 ]
 
 PAPER = "K. He, X. Zhang, S. Ren, J. Sun. Deep Residual Learning for Image Recognition. CVPR 2016."
+STOCHASTIC_DEPTH = (
+    "G. Huang, Y. Sun, Z. Liu, D. Sedra, K. Q. Weinberger. Deep Networks with Stochastic Depth. ECCV 2016."
+)
 BAG_OF_TRICKS = (
     "T. He, Z. Zhang, H. Zhang, Z. Zhang, J. Xie, M. Li. Bag of Tricks for Image Classification "
     "with Convolutional Neural Networks. CVPR 2019."
 )
 
-BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCKS: dict[str, type[nn.Module]] = {
+    "basic": BasicBlock,
+    "bottleneck": Bottleneck,
+    "preact_basic": PreActBasicBlock,
+    "preact_bottleneck": PreActBottleneck,
+}
 
 # Table 1 of the paper: depth -> (block, blocks per stage conv2_x .. conv5_x).
 RESNET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -118,13 +151,21 @@ class ResNet(ZooModel):
     """A residual network: stem, stages of residual blocks, global average pool, fc.
 
     Stages (``feature_info``): ``layer1``…``layerK`` at reductions 4, 8, 16, 32 (CIFAR: 1, 2, 4);
-    what runs before ``layer1`` is the stem. Classifier (``head_name``): ``fc``.
+    what runs before ``layer1`` is the stem. A pre-activation net's last stage is ``final_relu``,
+    the BN-ReLU after its last unit. Classifier (``head_name``): ``fc``.
 
     Submodules: ``conv1``, ``bn1``, ``relu``, ``maxpool`` (the stem), ``layer1`` … ``layerK``
-    (stage k, the paper's conv{k+1}_x), ``avgpool``, ``fc``: torchvision's names and keys.
+    (stage k, the paper's conv{k+1}_x), ``final_bn`` and ``final_relu`` (pre-activation nets
+    only), ``avgpool``, ``fc``: torchvision's names and keys.
+
+    The descendants are arguments here and in :mod:`cnnzoo.layers.residual`, not forks: ResNeXt
+    is ``groups``/``base_width``, Wide ResNet ``widths`` (and ``dropout``), SE-ResNet
+    ``attn_layer``, the pre-activation nets ``block="preact_*"``, stochastic depth
+    ``drop_path_rate``.
 
     Args:
-        block: ``"basic"`` or ``"bottleneck"``.
+        block: ``"basic"``, ``"bottleneck"``, ``"preact_basic"`` or ``"preact_bottleneck"``
+            (He et al. 2016b's full pre-activation units, with a BN-ReLU after the last unit).
         layers: blocks per stage, e.g. ``(3, 4, 6, 3)``.
         num_classes: classifier outputs.
         in_chans: input channels.
@@ -132,15 +173,30 @@ class ResNet(ZooModel):
         stem: ``"7x7"`` (7×7/2 conv + 3×3/2 max-pool, the paper), ``"deep"`` (ResNet-C: three
             3×3 convs + max-pool) or ``"cifar"`` (one 3×3 conv, no pool, §4.2).
         stem_width: output width of the stem.
+        stem_act: the stem's BN-ReLU (``bn1``, ``relu``). ``False`` leaves a bare conv, as the
+            pre-activation CIFAR nets have it (the first unit's BN-ReLU follows); with ``True`` a
+            pre-activation net's first unit takes the activated stem output as it is (no ``bn1``
+            of its own), as fb.resnet.torch's ``preresnet.lua``.
+        stem_pool: ``"pad"`` (3×3/2 max-pool with padding 1, torchvision) or ``"ceil"`` (no
+            padding, ceil mode: Caffe's rounding, the SENet authors' release).
         shortcut: option ``"A"``, ``"B"`` (default) or ``"C"`` (§3.3).
         residual: ``False`` builds the plain counterpart (no shortcuts, §4.1).
         stride_in_1x1: bottleneck stride in the first 1×1 (the paper) instead of the 3×3.
-        avg_down: ResNet-D average-pool projection shortcuts.
-        zero_init_residual: zero the last BN γ of every block.
-        groups, base_width: ResNeXt's cardinality and bottleneck width (bottleneck blocks only).
+        avg_down: ResNet-D average-pool projection shortcuts (post-activation blocks only).
+        zero_init_residual: zero the last BN γ (pre-activation: the last conv) of every block.
+        groups, base_width: ResNeXt's cardinality C and bottleneck width d (bottleneck blocks
+            only); ``planes · d / 64`` must be whole at every stage.
         attn_layer: an attention layer on every block's branch (e.g. ``SqueezeExcite``).
-        drop_path_rate: stochastic depth: the drop probability of the last block, 1 − p_L; block
-            l of L drops with probability l / L · ``drop_path_rate`` (Huang et al. 2016, Eq. 4).
+        dropout: dropout between the two convs of every basic block (Wide ResNet), 0 for none.
+        drop_path_rate: stochastic depth: the drop probability of the last block, 1 − p_L, in
+            [0, 1); block l of L drops its branch with probability l / L · ``drop_path_rate``, so it
+            survives with p_l = 1 − (l / L)(1 − p_L) (Huang et al. 2016, Eq. 4).
+        drop_path_mode: ``"batch"`` (the paper: the branch is skipped for the whole mini-batch and
+            scaled by p_l at test time) or ``"sample"`` (timm/torchvision: per sample, survivors
+            scaled by 1 / p_l in training); see :class:`~cnnzoo.layers.drop.DropPath`.
+
+    Raises:
+        ConfigError: for an option that cannot work (each with one line naming the fix).
     """
 
     def __init__(
@@ -153,6 +209,8 @@ class ResNet(ZooModel):
         widths: tuple[int, ...] = (64, 128, 256, 512),
         stem: str = "7x7",
         stem_width: int = 64,
+        stem_act: bool = True,
+        stem_pool: str = "pad",
         shortcut: ShortcutOption = "B",
         residual: bool = True,
         stride_in_1x1: bool = False,
@@ -161,28 +219,41 @@ class ResNet(ZooModel):
         groups: int = 1,
         base_width: int = 64,
         attn_layer: AttnLayer = None,
+        dropout: float = 0.0,
         drop_path_rate: float = 0.0,
+        drop_path_mode: DropMode = "batch",
     ) -> None:
         super().__init__()
-        if block not in BLOCKS:
-            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {block!r}")
-        if len(layers) != len(widths) or min(layers) < 1:
-            raise ValueError(f"need one positive block count per stage width {widths}, got {layers}")
+        check_resnet_options(block, BLOCKS, layers, widths, groups, base_width, dropout, drop_path_rate,
+                             drop_path_mode)  # fmt: skip
+        if stem_pool not in ("pad", "ceil"):
+            raise ConfigError(f"stem_pool must be 'pad' or 'ceil', got {stem_pool!r}")
         self.num_classes = num_classes
         self.in_chans = in_chans
+        self.preact = block.startswith("preact")
         # Each stride-2 layer maps s to ceil(s / 2); training needs a last map of at least 2x2
-        # (see the module docstring), so the minimum is one more than the total stride.
+        # (see the module docstring), so the minimum is one more than the total stride. Caffe's
+        # unpadded ceil-mode pool maps m to floor(m / 2), which needs 2 more pixels: 4R + 3.
         self.total_stride = (1 if stem == "cifar" else 4) * 2 ** (len(layers) - 1)
-        self.min_input_size = self.total_stride + 1
+        ceil_pool = stem != "cifar" and stem_pool == "ceil"
+        self.min_input_size = self.total_stride + (3 if ceil_pool else 1)
         self.conv1 = _stem_conv(stem, in_chans, stem_width)
-        self.bn1 = nn.BatchNorm2d(stem_width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity() if stem == "cifar" else nn.MaxPool2d(3, stride=2, padding=1)
+        self.bn1 = nn.BatchNorm2d(stem_width) if stem_act else None
+        self.relu = nn.ReLU(inplace=True) if stem_act else None
+        self.maxpool = _stem_pool(stem, ceil_pool)
 
-        options: dict[str, Any] = dict(shortcut=shortcut, residual=residual, avg_down=avg_down,
-                                       groups=groups, base_width=base_width, attn_layer=attn_layer)  # fmt: skip
-        if block == "bottleneck":
+        options: dict[str, Any] = dict(shortcut=shortcut, residual=residual, groups=groups,
+                                       base_width=base_width, attn_layer=attn_layer)  # fmt: skip
+        if block.endswith("bottleneck"):
             options["stride_in_1x1"] = stride_in_1x1
+        if avg_down:  # ResNet-D's pooled projection exists for the post-activation blocks only
+            if self.preact:
+                raise ConfigError(
+                    "avg_down (ResNet-D) takes post-activation blocks: use block='basic'/'bottleneck'"
+                )
+            options["avg_down"] = True
+        if dropout > 0:
+            options["dropout"] = dropout
         rates = _drop_path_rates(sum(layers), drop_path_rate)
         channels, first = stem_width, 0
         self.stage_names: list[str] = []
@@ -192,13 +263,20 @@ class ResNet(ZooModel):
             stage = []
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
-                stage.append(BLOCKS[block](channels, planes, stride, drop_path=rates[first + j], **options))
+                if self.preact:  # an activated stem output needs no second BN-ReLU (preresnet.lua)
+                    options["preact"] = not (stem_act and i == j == 0)
+                drop = DropPath(rates[first + j], mode=drop_path_mode) if rates[first + j] > 0 else None
+                stage.append(BLOCKS[block](channels, planes, stride, drop_path=drop, **options))
                 channels = stage[-1].out_channels
             first += n
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
             self.stage_names.append(f"layer{i + 1}")
             reduction *= 2 if i > 0 else 1
             self.feature_info.append(FeatureInfo(f"layer{i + 1}", channels, reduction))
+        if self.preact:  # He et al. 2016b: one BN-ReLU after the last unit's addition
+            self.final_bn = nn.BatchNorm2d(channels)
+            self.final_relu = nn.ReLU(inplace=True)
+            self.feature_info[-1] = FeatureInfo("final_relu", channels, reduction)
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
@@ -212,9 +290,14 @@ class ResNet(ZooModel):
             zero_init_residual_(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4) for the 7×7 stem
+        x = self.conv1(x)
+        if self.bn1 is not None:
+            x = self.relu(self.bn1(x))
+        x = self.maxpool(x)  # (N, 64, H/4, W/4) for the 7×7 stem
         for name in self.stage_names:
             x = getattr(self, name)(x)  # each later stage halves H and W
+        if self.preact:
+            x = self.final_relu(self.final_bn(x))
         return x  # (N, num_features, H/32, W/32)
 
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
@@ -229,7 +312,13 @@ def _stem_conv(stem: str, in_chans: int, width: int) -> nn.Module:
         return DeepStem(in_chans, (width // 2, width // 2, width))
     if stem == "cifar":
         return nn.Conv2d(in_chans, width, 3, padding=1, bias=False)
-    raise ValueError(f"stem must be '7x7', 'deep' or 'cifar', got {stem!r}")
+    raise ConfigError(f"stem must be '7x7', 'deep' or 'cifar', got {stem!r}")
+
+
+def _stem_pool(stem: str, ceil: bool) -> nn.Module:
+    if stem == "cifar":
+        return nn.Identity()
+    return nn.MaxPool2d(3, stride=2, ceil_mode=True) if ceil else nn.MaxPool2d(3, stride=2, padding=1)
 
 
 def _drop_path_rates(num_blocks: int, last: float) -> list[float]:
@@ -247,6 +336,8 @@ class ResNetVariant(NamedTuple):
     avg_down: bool = False
     cifar: bool = False  # §4.2's 6n+2 nets: 16-32-64 widths, 3x3 stem, option-A shortcuts
     residual: bool = True  # False: the plain counterpart (§4.1)
+    drop_path_rate: float = 0.0  # stochastic depth's 1 - p_L (Huang et al. 2016)
+    reported: dict[str, Any] | None = None  # the paper's accuracy (config extra["reported"])
 
 
 _TV = "torchvision layout and keys"
@@ -272,6 +363,19 @@ VARIANTS: dict[str, ResNetVariant] = {
         f"plain{d}": ResNetVariant(d, "no shortcuts (plain net, §4.1)", cifar=True, residual=False)
         for d in (20, 32, 44, 56, 110)
     },
+    # Stochastic depth (Huang et al. 2016, §4): the CIFAR nets with p_L = 0.5 and the linear decay
+    # rule; their option-A shortcuts are the paper's "average pooling + zero padding" (a 1x1 pool
+    # of stride 2 subsamples as option A does).
+    "resnet110_sd": ResNetVariant(
+        110, "option-A shortcuts, stochastic depth p_L = 0.5 (Huang et al. 2016)", cifar=True,
+        drop_path_rate=0.5,
+        reported={"dataset": "cifar10+", "error": 5.25, "source": "Huang et al. 2016, Table 1 (constant depth: 6.41)"},
+    ),
+    "resnet1202_sd": ResNetVariant(
+        1202, "option-A shortcuts, stochastic depth p_L = 0.5 (Huang et al. 2016)", cifar=True,
+        drop_path_rate=0.5,
+        reported={"dataset": "cifar10+", "error": 4.91, "source": "Huang et al. 2016, §4 (1202 layers)"},
+    ),
 }  # fmt: skip
 
 
@@ -281,29 +385,21 @@ def _cfg(name: str) -> ModelConfig:
     if v.cifar:
         n = CIFAR_DEPTHS[v.depth]
         notes = f"CIFAR-10 net, 6n+2 layers with n={n}, {v.note}" + (" (not in the paper)" if n == 1 else "")
-        return ModelConfig(
-            input_size=(3, 32, 32),
-            min_input_size=5,  # last map 2x2 (see the module docstring)
-            num_classes=10,
-            paper=PAPER,
+        sd = v.drop_path_rate > 0
+        return residual_cfg(
+            cifar=True,
+            paper=STOCHASTIC_DEPTH if sd else PAPER,
             year=2016,
-            family="resnet_cifar",
-            mean=CIFAR10_MEAN,
-            std=CIFAR10_STD,
-            small_input_size=32,
-            small_input_mode="pad",
+            family="resnet_sd" if sd else "resnet_cifar",
             notes=notes,
+            extra={"reported": v.reported},
         )
     tricks = v.stem == "deep"
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=33,  # last map 2x2 (see the module docstring)
-        num_classes=1000,
+    return residual_cfg(
+        cifar=False,
         paper=BAG_OF_TRICKS if tricks else PAPER,
         year=2019 if tricks else 2016,
         family="resnet",
-        small_input_size=64,
-        small_input_mode="resize",
         notes=v.note,
     )
 
@@ -314,7 +410,8 @@ def _create_resnet(name: str, **kwargs: Any) -> ResNet:
     if v.cifar:
         n = CIFAR_DEPTHS[v.depth]
         arch: dict[str, Any] = dict(block="basic", layers=(n, n, n), num_classes=10, widths=(16, 32, 64),
-                                    stem="cifar", stem_width=16, shortcut="A", residual=v.residual)  # fmt: skip
+                                    stem="cifar", stem_width=16, shortcut="A", residual=v.residual,
+                                    drop_path_rate=v.drop_path_rate)  # fmt: skip
     else:
         block, layers = RESNET_DEPTHS[v.depth]
         arch = dict(block=block, layers=layers, stem=v.stem, avg_down=v.avg_down)
@@ -453,3 +550,16 @@ def plain56(**kwargs: Any) -> ResNet:
 def plain110(**kwargs: Any) -> ResNet:
     """CIFAR plain-110: ResNet-110 without shortcuts (Fig. 6's comparison extended)."""
     return _create_resnet("plain110", **kwargs)
+
+
+@register_model(_cfg("resnet110_sd"))
+def resnet110_sd(**kwargs: Any) -> ResNet:
+    """CIFAR ResNet-110 with stochastic depth (Huang et al. 2016, §4): block l of 54 survives with
+    p_l = 1 − (l / 54) · 0.5, skipped for the whole mini-batch; at test time its branch is × p_l."""
+    return _create_resnet("resnet110_sd", **kwargs)
+
+
+@register_model(_cfg("resnet1202_sd"))
+def resnet1202_sd(**kwargs: Any) -> ResNet:
+    """CIFAR ResNet-1202 with stochastic depth p_L = 0.5 (Huang et al. 2016, §4: 600 blocks)."""
+    return _create_resnet("resnet1202_sd", **kwargs)

@@ -140,8 +140,8 @@ def _diverged(run: Run, value: float, epoch: int, step: int) -> TrainingDiverged
 def train_step(run: Run, state: RunState, x: Tensor, y: Tensor) -> tuple[Tensor, Any]:
     """One optimizer step on a batch: forward under the run's autocast, scaled backward, schedule, EMA."""
     with run.autocast():
-        out = run.forward(x)
-        loss = run.loss_fn(out, y)
+        out = run.forward(x, target=y) if run.forward_takes_target else run.forward(x)
+        loss = run.loss_fn(out, y, x)
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()  # the scaler is disabled (a pass-through) without fp16
     state.scaler.step(state.optimizer)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from cnnzoo.data import load_dataset, resolve_input
 from cnnzoo.data.datasets import dataset_spec
@@ -254,6 +254,7 @@ class Run:
     augment: Callable | None
     predict: Callable | None
     forward: nn.Module  # the model as called in training (the DDP / compiled wrapper, or the model)
+    forward_takes_target: bool  # training calls forward(x, target=y) (ZooModel.train_forward_takes_target)
     console: Any  # a rich Console; a quiet one on ranks other than 0
     t_start: float
     hooks: RunHooks = field(default_factory=RunHooks)
@@ -271,13 +272,15 @@ class Run:
         return sizes[epoch] if epoch < len(sizes) else None
 
 
-def _loss_fn(model: nn.Module, label_smoothing: float) -> Callable:
+def _loss_fn(model: nn.Module, label_smoothing: float) -> Callable[[Any, Tensor, Tensor], Tensor]:
+    """``loss(output, labels, inputs)``: the model's own ``loss`` where it has one, else cross-entropy."""
     custom = getattr(model, "loss", None)
-    if callable(custom):
-        if label_smoothing:
-            return lambda out, y: custom(out, y, label_smoothing=label_smoothing)
-        return custom
-    return lambda out, y: F.cross_entropy(logits_of(out), y, label_smoothing=label_smoothing)
+    if not callable(custom):
+        return lambda out, y, x: F.cross_entropy(logits_of(out), y, label_smoothing=label_smoothing)
+    kwargs: dict[str, Any] = {"label_smoothing": label_smoothing} if label_smoothing else {}
+    if getattr(model, "loss_takes_inputs", False):
+        return lambda out, y, x: custom(out, y, inputs=x, **kwargs)
+    return lambda out, y, x: custom(out, y, **kwargs)
 
 
 def _augment(cfg: TrainConfig, std: tuple[float, ...]) -> Callable | None:
@@ -362,6 +365,7 @@ def build_run(cfg: TrainConfig, *, t_start: float, console=None, hooks: RunHooks
         augment=_augment(cfg, data.train.std),
         predict=_predict(cfg),
         forward=_wrap(cfg, dist, device, data.model),
+        forward_takes_target=bool(getattr(data.model, "train_forward_takes_target", False)),
         console=_console(dist, console),
         t_start=t_start,
         hooks=hooks,
