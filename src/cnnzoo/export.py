@@ -126,10 +126,13 @@ def _export(model: nn.Module, x: torch.Tensor, opset: int | None):
                 verbose=False,
                 **kwargs,
             )
-    except Exception as e:  # the exporter fails with many types; the user needs the first line
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # the exporter colours its messages
-        first = (text.splitlines() or [type(e).__name__])[0][:200]
+    except Exception as e:  # the exporter fails with many types; the user needs the root cause
+        root = e
+        while root.__cause__ is not None:  # torch.export's error wraps the model's own
+            root = root.__cause__
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(root)).strip()  # the exporter colours its messages
+        first = (text.splitlines() or [type(root).__name__])[0][:240]
         raise ExportError(
-            f"{type(model).__name__} could not be exported to ONNX ({type(e).__name__}: {first}); "
+            f"{type(model).__name__} could not be exported to ONNX ({type(root).__name__}: {first}); "
             "export it with CNNZOO_DEBUG=1 to see the exporter's report"
         ) from e

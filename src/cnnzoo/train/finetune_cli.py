@@ -70,6 +70,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     )
     cfg = TrainConfig.from_dict({**over, "model": network.name})
     console = Console()
+    if network.run is None and network.weights is None:
+        console.print(
+            f"[yellow]note: {network.name} has no pre-trained weights here (no --weights FILE, not a run "
+            "directory): it starts from its random init[/]"
+        )
     try:
         s = finetune(
             network,
