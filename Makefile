@@ -24,7 +24,7 @@ data:
 	@bash scripts/ensure-data.sh
 
 demo: venv data
-	@$(PY) -m cnnzoo demo
+	@$(PY) -m cnnzoo demo --overwrite
 
 test: venv data
 	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup; rc=$$?; \

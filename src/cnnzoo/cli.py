@@ -32,13 +32,21 @@ COMMAND_MODULES = (
     "cnnzoo.scratch.cli",  # scratch train / scratch explain
     "cnnzoo.train.finetune_cli",  # finetune
     "cnnzoo.weights_cli",  # weights inspect / convert, export
+    "cnnzoo.experiments.cli",  # experiment list / experiment run
 )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``cnnzoo train: error: ...``) instead of usage text, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnzoo import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnzoo",
         description="The landmark CNNs, paper-exact: model zoo, cost tables, trainer, NumPy engine.",
     )

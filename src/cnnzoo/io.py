@@ -14,7 +14,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "sha256_file"]
+__all__ = [
+    "can_write_in",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "sha256_file",
+]
+
+
+def can_write_in(folder: str | Path) -> str | None:
+    """None if a file can be created in ``folder`` (tried for real: permission bits do not bind
+    root, a read-only mount or ``/proc`` does), else the reason, e.g. ``"Permission denied"``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cnnzoo-probe.", suffix=".tmp")
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.unlink(tmp)
+    return None
 
 
 def atomic_write(path: str | Path, writer: Callable[[str], None]) -> Path:

@@ -138,7 +138,15 @@ def register_model(cfg: ModelConfig) -> Callable:
 def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
     """Registered model names matching one or more fnmatch wildcards (``"resnet*"``, ``"vgg1?_bn"``)."""
     _ensure_loaded()
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    patterns = (
+        [pattern]
+        if isinstance(pattern, str)
+        else list(pattern)
+        if isinstance(pattern, list | tuple)
+        else [pattern]
+    )
+    if not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"list_models takes a wildcard string or a list of them, got {pattern!r}")
     names = [n for n in _builders if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)]
     if family is not None:
         names = [n for n in names if _configs[n].family == family]
@@ -153,18 +161,65 @@ def _natural_key(name: str) -> list[Any]:
 
 def is_model(name: str) -> bool:
     _ensure_loaded()
-    return name in _builders
+    return isinstance(name, str) and name in _builders
+
+
+def _normalized(name: str) -> str:
+    """A name as the registry spells names: lower case, no surrounding or inner spaces, ``_`` for ``-``."""
+    return "".join(name.split()).lower().replace("-", "_")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise UnknownModelError(
+            f"a model name is a string such as 'resnet18', got {name!r} ({type(name).__name__}); "
+            "run `cnnzoo list` to see the models"
+        )
+    return name
+
+
+def _suggestions(name: str) -> list[str]:
+    """Registered names close to ``name`` (matched without regard to case, spaces or ``-``/``_``)."""
+    key = _normalized(name)
+    if key in _builders:
+        return [key]
+    close = difflib.get_close_matches(key, list(_builders), n=5, cutoff=0.75)
+    if not close and len(key) >= 3:  # a family's stem: "mobilenet" -> mobilenet_v2, ...
+        close = [n for n in sorted(_builders, key=_natural_key) if n.startswith(key)][:5]
+    return close
 
 
 def _unknown(name: str) -> UnknownModelError:
-    close = difflib.get_close_matches(name.lower(), list(_builders), n=5, cutoff=0.5)
-    if not close:  # fall back to a shared prefix (e.g. "resnet" -> resnet18, resnet34, ...)
-        stem = name.lower().rstrip("0123456789_")[:4]
-        close = [n for n in sorted(_builders, key=_natural_key) if stem and n.startswith(stem)][:5]
+    close = _suggestions(name)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return UnknownModelError(
         f"unknown model {name!r}.{hint} Run `cnnzoo list` to see all {len(_builders)} models."
     )
+
+
+def _keywords(name: str) -> list[str]:
+    """The builder keywords a model takes (its class's constructor's, less the counts)."""
+    import inspect
+
+    import torch
+
+    with torch.device("meta"):
+        cls = type(_builders[name]())
+    params = inspect.signature(cls.__init__).parameters.values()
+    skip = {"self", "num_classes", "in_chans"}
+    return [p.name for p in params if p.name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _bad_kwargs(name: str, kwargs: Mapping[str, Any], error: Exception) -> ConfigError:
+    """The one-line error of builder keywords that a model refuses (an unknown one, or a bad value)."""
+    valid = _keywords(name)
+    unknown = [k for k in kwargs if k not in valid]
+    takes = f"it takes {', '.join(valid)}" if valid else "it takes no extra keywords"
+    if unknown:
+        return ConfigError(f"{name} does not take the keyword {unknown[0]!r} (--model-arg); {takes}")
+    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    return ConfigError(f"{name} cannot be built with {given} ({detail}); {takes}")
 
 
 def check_count(arg: str, value: Any, owner: str = "") -> int:
@@ -191,7 +246,7 @@ def check_count(arg: str, value: Any, owner: str = "") -> int:
 def get_model_config(name: str) -> ModelConfig:
     """The default config of a registered model."""
     _ensure_loaded()
-    if name not in _configs:
+    if _check_name(name) not in _configs:
         raise _unknown(name)
     return _configs[name]
 
@@ -218,12 +273,13 @@ def create_model(
         **kwargs: passed to the family's builder (e.g. ``zero_init_residual=True``).
 
     Raises:
-        UnknownModelError: for an unregistered name, listing the closest names.
-        ConfigError: for a ``num_classes`` or ``in_chans`` that is not an int ≥ 1.
+        UnknownModelError: for an unregistered name (or not a string), listing the closest names.
+        ConfigError: for a ``num_classes`` or ``in_chans`` that is not an int ≥ 1, or ``kwargs`` that
+            the builder refuses (the message lists the keywords it takes).
         cnnzoo.weights.WeightsError: for a weights file that cannot be read or does not fit.
     """
     _ensure_loaded()
-    if name not in _builders:
+    if _check_name(name) not in _builders:
         raise _unknown(name)
     num_classes = None if num_classes is None else check_count("num_classes", num_classes, name)
     in_chans = None if in_chans is None else check_count("in_chans", in_chans, name)
@@ -234,7 +290,12 @@ def create_model(
     cfg = _configs[name]
     num_classes = cfg.num_classes if num_classes is None else num_classes
     in_chans = cfg.input_size[0] if in_chans is None else in_chans
-    model = _builders[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+    try:
+        model = _builders[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, CnnzooError) or not kwargs:
+            raise  # already one clear line, or a bug in the builder (not the caller's keywords)
+        raise _bad_kwargs(name, kwargs, e) from e
     resolved = replace(cfg, num_classes=num_classes, input_size=(in_chans, *cfg.input_size[1:]))
     model.default_cfg = resolved
     if getattr(model, "min_input_size", None) is None:

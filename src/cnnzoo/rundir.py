@@ -14,6 +14,10 @@ A run directory holds::
 
 Everything is written atomically (:mod:`cnnzoo.io`): a crash leaves the previous file or the new one
 under its name, never half of one. This module is torch-free, so the NumPy engine uses it as it is.
+
+A directory that holds a run is never written over unasked: :func:`claim` refuses it (naming the run
+that is there, and the two choices: ``--resume`` or ``--overwrite``), and a run that fails before its
+first checkpoint removes what it created, and only that (:class:`Claim`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cnnzoo.errors import CnnzooError
-from cnnzoo.io import atomic_write, atomic_write_json
+from cnnzoo.io import atomic_write, atomic_write_json, can_write_in
 
 __all__ = [
     "CONFIG",
@@ -41,7 +47,10 @@ __all__ = [
     "SUMMARY_FIELDS",
     "RunDir",
     "RunDirError",
+    "RunExistsError",
     "TrainingDivergedError",
+    "Claim",
+    "claim",
     "checkpoint_weights_name",
     "read_json",
     "write_metrics",
@@ -101,6 +110,10 @@ SUMMARY_FIELDS = (
 
 class RunDirError(CnnzooError, FileNotFoundError):
     """A run directory or one of its files is missing, truncated or foreign."""
+
+
+class RunExistsError(CnnzooError, FileExistsError):
+    """``--out`` already holds a run; the message names it and the two choices (resume, overwrite)."""
 
 
 class TrainingDivergedError(CnnzooError, RuntimeError):
@@ -200,6 +213,37 @@ class RunDir:
         """Whether a run (finished or interrupted) was written here."""
         return any(p.is_file() for p in (self.config, self.summary, self.state, self.weights))
 
+    def run_files(self) -> list[Path]:
+        """The files and folders a run writes here (the contract's names), those that exist."""
+        names = (CONFIG, WEIGHTS, EMA_WEIGHTS, BEST, METRICS, SUMMARY, STATE, *REPORT_FILES, "tensorboard")
+        found = [self.path / n for n in names if (self.path / n).exists()]
+        return found + self.checkpoint_files()
+
+    def describe(self) -> str:
+        """The run that is here, in a few words: model, engine, epochs done, state and date."""
+        cfg = _quiet_json(self.config)
+        summ = _quiet_json(self.summary)
+        model = summ.get("model") or cfg.get("model") or "unknown model"
+        engine = summ.get("engine") or cfg.get("engine") or "torch"
+        planned = cfg.get("epochs")
+        if summ:
+            done, state = summ.get("epochs", planned), "finished"
+        else:
+            done = len(read_metrics(self.metrics)) if self.metrics.is_file() else 0
+            state = "interrupted, resumable" if self.has_checkpoint() else "interrupted, no checkpoint"
+        epochs = f"{done}/{planned} epochs" if planned is not None else f"{done} epochs"
+        newest = max((p.stat().st_mtime for p in self.run_files() if p.is_file()), default=None)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest)) if newest else "date unknown"
+        return f"{model} ({engine} engine), {epochs}, {state}, written {when}"
+
+    def remove_run(self) -> None:
+        """Delete the run's files (:meth:`run_files`) and nothing else the folder holds."""
+        for p in self.run_files():
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+
     def mkdir(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
@@ -224,3 +268,108 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, float]]:
         return read_metrics(self.metrics)
+
+
+def _quiet_json(path: Path) -> dict[str, Any]:
+    """A JSON file's dict, or ``{}`` when it is missing or damaged (for descriptions only)."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+class Claim:
+    """What a new run created in its ``--out`` directory, so that a failed run removes just that.
+
+    Made by :func:`claim` before the run writes anything: it remembers the entries the directory
+    held and the highest folder that did not exist yet. :meth:`release` (on failure) deletes the
+    entries that appeared since, then the folders it made, when they are empty.
+    """
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.before = {p.name for p in run.path.iterdir()} if run.path.is_dir() else set()
+        top, p = None, run.path.absolute()
+        while not p.exists():
+            top, p = p, p.parent
+        self.made_from = top  # the first folder this run creates (None: the directory existed)
+
+    def release(self) -> None:
+        """Remove what the run created (never a file that was there before the run started)."""
+        path = self.run.path
+        if path.is_dir():
+            for p in path.iterdir():
+                if p.name in self.before:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+        if self.made_from is None:
+            return
+        p = path.absolute()
+        while True:
+            try:
+                p.rmdir()  # only when empty
+            except OSError:
+                return
+            if p == self.made_from:
+                return
+            p = p.parent
+
+
+def claim(
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    resume_hint: bool = True,
+    flag: str = "--out",
+    write: bool = True,
+) -> Claim | None:
+    """Check that a new run may write to ``out`` and make it; returns the :class:`Claim`.
+
+    Args:
+        out: the run directory.
+        overwrite: replace a run that is there (its files only; other files stay).
+        resume_hint: offer ``cnnzoo train --resume`` (a run of the NumPy engine cannot resume).
+        flag: the option that named ``out``, for the messages.
+        write: make the directory (and remove the old run with ``overwrite``); False: check only
+            (the other processes of a multi-process run, which write nothing), and return None.
+
+    Raises:
+        RunExistsError: ``out`` holds a run and ``overwrite`` is false (the message names the run).
+        RunDirError: ``out`` is a file, or cannot be created or written.
+    """
+    if not str(out).strip():
+        raise RunDirError(f"{flag} is empty; give the run's directory (e.g. {flag} runs/my-run)")
+    run = RunDir(out)
+    if run.path.exists() and not run.path.is_dir():
+        raise RunDirError(f"{flag} {run.path} is a file; give a directory for the run (new or empty)")
+    if run.holds_run():
+        if not overwrite:
+            there = run.describe()
+            cont = (
+                f"continue it with `cnnzoo train --resume {run.path}`"
+                if resume_hint and run.has_checkpoint()
+                else f"give another {flag} (it has no checkpoint to --resume)"
+            )
+            raise RunExistsError(
+                f"{run.path} already holds a run: {there}; {cont}, or pass --overwrite to replace it"
+            )
+        if write:
+            run.remove_run()
+    if not write:
+        return None
+    c = Claim(run)
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(
+            f"cannot create {flag} {run.path}: {e.strerror or e}; choose a writable directory"
+        ) from e
+    why = can_write_in(run.path)
+    if why:
+        c.release()
+        raise RunDirError(f"cannot write to {flag} {run.path}: {why}; choose a writable directory")
+    return c

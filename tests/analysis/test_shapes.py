@@ -146,3 +146,33 @@ def test_the_common_trace_imports_no_compiler():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet20", "googlenet", "shufflenet_v2_x0_5", "efficientnet_b0", "capsnet"]
+)
+def test_meta_shapes_mode_gives_torchs_shapes_for_whole_models(name):
+    """Every module's output under MetaShapes has the shape a plain meta forward gives it."""
+    import cnnzoo
+    from cnnzoo.analysis.tracer import MetaShapes
+
+    with torch.device("meta"):
+        model = cnnzoo.create_model(name).eval()
+    x = torch.empty(2, *model.default_cfg.input_size, device="meta")
+
+    def shapes() -> dict[str, tuple]:
+        seen: dict[str, tuple] = {}
+        hooks = [
+            m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, tuple(out.shape)))
+            for n, m in model.named_modules()
+            if n and not list(m.children()) and not isinstance(m, torch.nn.Identity)
+        ]
+        model(x)
+        for h in hooks:
+            h.remove()
+        return seen
+
+    plain = shapes()
+    with MetaShapes():
+        fast = shapes()
+    assert fast == plain and len(plain) > 5

@@ -3,6 +3,7 @@ through ``create_model(NAME, weights=FILE)``."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 
 from cnnzoo import create_model
 from cnnzoo.analysis import analyze
+from cnnzoo.data.datasets import ImageDataset
 from cnnzoo.weights import WeightsWarning
 
 
@@ -33,6 +35,17 @@ def _meta_count(build: Callable[[], nn.Module] | str, *, weights_only: bool = Fa
 def meta_count() -> Callable[..., int]:
     """``meta_count(name_or_builder, weights_only=False, **kwargs)``: see :func:`_meta_count`."""
     return _meta_count
+
+
+@pytest.fixture(scope="session")
+def meta_model() -> Callable[..., nn.Module]:
+    """``meta_model(name, **kwargs)``: the registry model ``name`` built on the meta device."""
+
+    def build(name: str, **kwargs) -> nn.Module:
+        with torch.device("meta"):
+            return create_model(name, **kwargs)
+
+    return build
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -98,34 +111,72 @@ def macs() -> Callable[..., float]:
     return _conv_linear_macs
 
 
+def _fashion_fit(
+    train_split: ImageDataset,
+    test_split: ImageDataset,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    *,
+    steps: int,
+    size: int,
+    mode: str,
+    batch: int = 32,
+    n_test: int = 1000,
+    decay: bool = True,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    bn_batches: int = 0,
+) -> float:
+    """Test top-1 of ``model`` on ``n_test`` Fashion-MNIST test images after ``steps`` steps of
+    ``opt`` on batches of ``batch`` (the first ``steps · batch`` images of a fixed subset), inputs
+    adapted to ``size`` by ``mode``. ``decay``: the learning rate falls linearly to 0;
+    ``bn_batches``: re-estimate BN statistics over that many training batches for the final weights
+    (a few dozen steps outrun a small BN momentum). The caller seeds and builds the model."""
+    from torch.optim.swa_utils import update_bn
+
+    from cnnzoo.data import adapt_images
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps) if decay else None
+    train, test = train_split.subset(steps * batch, seed=0), test_split.subset(n_test, seed=0)
+
+    def prep(images: Tensor) -> Tensor:
+        return adapt_images(images, size=size, mode=mode, mean=train.mean, std=train.std, in_chans=1,
+                            memory_format=memory_format)  # fmt: skip
+
+    model.train()
+    for step in range(steps):
+        sl = slice(step * batch, (step + 1) * batch)
+        loss = nn.functional.cross_entropy(model(prep(train.images[sl])), train.labels[sl])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+    if bn_batches:
+        update_bn((prep(train.images[i : i + batch]) for i in range(0, bn_batches * batch, batch)), model)
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(prep(test.images[i : i + 250])).argmax(1) for i in range(0, len(test), 250)])
+    return (pred == test.labels).float().mean().item()
+
+
 @pytest.fixture
-def fashion_short_run(fashion_train, fashion_test) -> Callable[..., float]:
+def fashion_fit(fashion_train, fashion_test) -> Callable[..., float]:
+    """``fit(model, opt, steps=, size=, mode=, ...)``: :func:`_fashion_fit` on the real splits."""
+    return functools.partial(_fashion_fit, fashion_train, fashion_test)
+
+
+@pytest.fixture
+def fashion_short_run(fashion_fit) -> Callable[..., float]:
     """``run(name, steps, lr, batch=32)``: test top-1 on 1,000 Fashion-MNIST test images after
     ``steps`` SGD steps (Nesterov momentum 0.9, linear decay to 0) at the config's small input."""
-    from cnnzoo.data import adapt_images
 
     def run(name: str, steps: int, lr: float, batch: int = 32) -> float:
         torch.manual_seed(0)
-        model = create_model(name, in_chans=1, num_classes=10).train()
+        model = create_model(name, in_chans=1, num_classes=10)
         cfg = model.default_cfg
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-5)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
-        train, test = fashion_train.subset(steps * batch, seed=0), fashion_test.subset(1000, seed=0)
-
-        def prep(images: torch.Tensor) -> torch.Tensor:
-            size, mode = cfg.small_input_size, cfg.small_input_mode
-            return adapt_images(images, size=size, mode=mode, mean=train.mean, std=train.std, in_chans=1)
-
-        for step in range(steps):
-            sl = slice(step * batch, (step + 1) * batch)
-            loss = nn.functional.cross_entropy(model(prep(train.images[sl])), train.labels[sl])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
-        with torch.no_grad():
-            pred = torch.cat([model(prep(test.images[i : i + 250])).argmax(1) for i in range(0, 1000, 250)])
-        return (pred == test.labels).float().mean().item()
+        return fashion_fit(
+            model, opt, steps=steps, size=cfg.small_input_size, mode=cfg.small_input_mode, batch=batch
+        )
 
     return run

@@ -3,7 +3,9 @@ and the interface of stages, classifier and stage groups that transfer learning 
 
 Shapes are checked on the meta device (no memory, no compute), so the paper-size inputs of the big
 ImageNet models cost nothing; gradients and NaNs are checked with real compute at each model's
-minimum input size, which keeps the whole file cheap.
+minimum input size, which keeps the whole file cheap. Meta tensors run under the analyzer's shape
+rules (:class:`~cnnzoo.analysis.tracer.MetaShapes`): the same shapes as torch's meta kernels, whose
+Python BatchNorm would otherwise make the 1,000-layer CIFAR nets take most of the file's time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo import create_model, list_models
+from cnnzoo.analysis.tracer import MetaShapes
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.drop import DropPath
 from cnnzoo.models.base import FeatureInfo, InputShapeError, ZooModel
@@ -20,6 +23,12 @@ from cnnzoo.registry import _builders, get_model_config
 from cnnzoo.train.evaluate import logits_of
 
 MODELS = list_models()
+
+
+@pytest.fixture(autouse=True)
+def _fast_meta():
+    with MetaShapes():
+        yield
 
 
 def _meta(name: str, **kw):

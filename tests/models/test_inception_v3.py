@@ -10,7 +10,6 @@ import torch
 import torchvision
 from torch import nn
 
-import cnnzoo
 from cnnzoo.layers.inception import InceptionBlock
 from cnnzoo.models._inception import InceptionOutputs
 from cnnzoo.models.base import InputShapeError
@@ -54,33 +53,23 @@ def paper_count(aux: bool = True, num_classes: int = 1000) -> int:
     return stem + fig5 + red_a + fig6 + red_b + fig7 + head + (fig8 if aux else 0)
 
 
-def _meta(name: str, **kw) -> nn.Module:
-    with torch.device("meta"):
-        return create_model(name, **kw)
-
-
 def _count(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-def _macs(name: str, **kw) -> float:
-    r = cnnzoo.analyze(name if not kw else _meta(name, **kw), input_size=(3, 299, 299))
-    return sum(row.flops for row in r.layers if row.type in ("conv", "linear")) / 2
 
 
 # -- the paper's layout -------------------------------------------------------------------------------
 
 
-def test_paper_count_from_table1():
-    assert _count(_meta("inception_v3")) == paper_count()
-    assert _count(_meta("inception_v3", aux_logits=False)) == paper_count(aux=False)
-    assert _count(_meta("inception_v3", num_classes=10)) == paper_count(num_classes=10)
+def test_paper_count_from_table1(meta_model):
+    assert _count(meta_model("inception_v3")) == paper_count()
+    assert _count(meta_model("inception_v3", aux_logits=False)) == paper_count(aux=False)
+    assert _count(meta_model("inception_v3", num_classes=10)) == paper_count(num_classes=10)
     # the abstract's "less than 25 million": 25.5 M, see the docstring (the fifth 17x17 module)
     assert 25.0e6 < paper_count(aux=False) < 26.0e6
 
 
-def test_table1_grid_sizes_and_widths():
-    m = _meta("inception_v3").eval()
+def test_table1_grid_sizes_and_widths(meta_model):
+    m = meta_model("inception_v3").eval()
     seen = {}
     for name, mod in m.named_children():
         mod.register_forward_hook(lambda mod, a, o, n=name: seen.__setitem__(n, tuple(o.shape[1:])))
@@ -98,8 +87,8 @@ def test_table1_grid_sizes_and_widths():
     assert sum(n.startswith("inception_c") for n in names) == 2
 
 
-def test_figure_modules():
-    m = _meta("inception_v3")
+def test_figure_modules(meta_model):
+    m = meta_model("inception_v3")
     kernels = lambda block: [tuple(c.kernel_size) for c in block.modules() if isinstance(c, nn.Conv2d)]  # noqa: E731
     assert (5, 5) not in kernels(m.inception_a1)  # Fig. 5: no 5x5 left
     assert kernels(m.inception_a1).count((3, 3)) == 3
@@ -115,8 +104,8 @@ def test_figure_modules():
     assert all(isinstance(getattr(m, f"inception_a{i}"), InceptionBlock) for i in (1, 2, 3))
 
 
-def test_paper_aux_head_is_fig8_with_bn_in_the_fc():
-    m = _meta("inception_v3")
+def test_paper_aux_head_is_fig8_with_bn_in_the_fc(meta_model):
+    m = meta_model("inception_v3")
     assert m.aux_head_names == ("aux",) and m.aux.fc1.out_features == 1024 and m.aux.fc1.bias is None
     assert isinstance(m.aux.bn1, nn.BatchNorm1d) and m.aux.conv.conv.out_channels == 128
     names = [n for n, _ in m.named_children()]
@@ -135,28 +124,30 @@ def test_training_returns_aux_logits_and_the_loss_adds_0_4_of_them():
     assert m.eval()(x).shape == (2, 5)
 
 
-def test_macs_and_the_papers_printed_cost():
-    paper, release = _macs("inception_v3"), _macs("inception_v3_tv")
+def test_macs_and_the_papers_printed_cost(meta_model, macs):
+    paper, release = macs("inception_v3", 299), macs("inception_v3_tv", 299)
     assert release == 5_713_216_096  # torchvision's published 5.713 G
     # Table 3 prints 4.8 G, below even the release; Table 1's stem (its 3x3 conv to 288 channels at
     # 35x35 alone is 0.61 G) and the fifth 17x17 module make 6.27 G (see the module docstring)
     assert release < paper < 1.12 * release
     assert paper > get_model_config("inception_v3").extra["macs"]["value"] == 4.8e9
-    assert paper == _macs("inception_v3", aux_logits=False)  # the aux head does not run in eval
+    assert paper == macs(
+        meta_model("inception_v3", aux_logits=False), 299
+    )  # the aux head does not run in eval
 
 
 @pytest.mark.parametrize("name", ["inception_v3", "inception_v3_tv"])
-def test_minimum_inputs(name):
+def test_minimum_inputs(name, meta_model):
     main = 107
     with_aux = get_model_config(name).min_input_size
     assert with_aux == (299 if name.endswith("_tv") else 107)
-    m = _meta(name, aux_logits=False)
+    m = meta_model(name, aux_logits=False)
     assert m.min_input_size == main
     with pytest.raises(InputShapeError, match="at least 107x107"):
         m(torch.empty(1, 3, 106, 106, device="meta"))
     if with_aux > main:
         with pytest.raises(InputShapeError, match="299x299 pixels with its auxiliary.*aux_logits=False"):
-            _meta(name)(torch.empty(1, 3, 298, 298, device="meta"))
+            meta_model(name)(torch.empty(1, 3, 298, 298, device="meta"))
 
 
 # -- the released network, torchvision's ----------------------------------------------------------
@@ -186,14 +177,14 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
     return a.shape == b.shape and b.abs().max() > 0 and ((a - b).abs().max() / b.abs().max()).item() < tol
 
 
-def test_tv_count_and_macs_are_torchvisions():
+def test_tv_count_and_macs_are_torchvisions(meta_model, macs):
     meta = torchvision.models.get_model_weights("inception_v3").DEFAULT.meta
-    assert _count(_meta("inception_v3_tv")) == meta["num_params"] == 27_161_264
+    assert _count(meta_model("inception_v3_tv")) == meta["num_params"] == 27_161_264
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tv = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
-    assert _count(_meta("inception_v3_tv", aux_logits=False)) == _count(tv)
-    assert round(_macs("inception_v3_tv") / 1e9, 3) == meta["_ops"]
+    assert _count(meta_model("inception_v3_tv", aux_logits=False)) == _count(tv)
+    assert round(macs("inception_v3_tv", 299) / 1e9, 3) == meta["_ops"]
     assert get_model_config("inception_v3_tv").extra["macs"]["value"] == meta["_ops"] * 1e9
 
 

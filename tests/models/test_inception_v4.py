@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import cnnzoo
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.inception import InceptionBlock
 from cnnzoo.models.base import InputShapeError
@@ -74,18 +73,8 @@ def ir_v2_count(num_classes: int = 1000) -> int:
     return fig3_stem() + 5 * a + red_a + 10 * b + red_b + 5 * c + 2144 * num_classes + num_classes
 
 
-def _meta(name: str, **kw) -> nn.Module:
-    with torch.device("meta"):
-        return create_model(name, **kw)
-
-
 def _count(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-def _macs(name: str) -> int:
-    r = cnnzoo.analyze(name)
-    return sum(row.flops for row in r.layers if row.type in ("conv", "linear")) // 2
 
 
 def _timm(name: str, device: str = "meta") -> nn.Module:
@@ -96,41 +85,41 @@ def _timm(name: str, device: str = "meta") -> nn.Module:
 # -- counts and costs --------------------------------------------------------------------------------
 
 
-def test_counts_are_timms_where_timm_has_the_network():
-    assert _count(_meta("inception_v4")) == _count(_timm("inception_v4")) == 42_679_816
-    assert _count(_meta("inception_resnet_v2_tf")) == _count(_timm("inception_resnet_v2")) == 55_843_464
+def test_counts_are_timms_where_timm_has_the_network(meta_model):
+    assert _count(meta_model("inception_v4")) == _count(_timm("inception_v4")) == 42_679_816
+    assert _count(meta_model("inception_resnet_v2_tf")) == _count(_timm("inception_resnet_v2")) == 55_843_464
 
 
-def test_paper_counts_from_the_figures():
-    assert _count(_meta("inception_resnet_v1")) == ir_v1_count()
-    assert _count(_meta("inception_resnet_v2")) == ir_v2_count()
-    assert _count(_meta("inception_resnet_v2", num_classes=10)) == ir_v2_count(10)
+def test_paper_counts_from_the_figures(meta_model):
+    assert _count(meta_model("inception_resnet_v1")) == ir_v1_count()
+    assert _count(meta_model("inception_resnet_v2")) == ir_v2_count()
+    assert _count(meta_model("inception_resnet_v2", num_classes=10)) == ir_v2_count(10)
 
 
 @pytest.mark.parametrize(
     ("ours", "lib"), [("inception_v4", "inception_v4"), ("inception_resnet_v2_tf", "inception_resnet_v2")]
 )
-def test_macs_equal_timms_networks(ours, lib):
+def test_macs_equal_timms_networks(ours, lib, macs):
     net = _timm(lib).eval()
     with FlopCounterMode(display=False) as counter:
         net(torch.empty(1, 3, 299, 299, device="meta"))
-    assert _macs(ours) * 2 == counter.get_total_flops()
+    assert macs(ours) * 2 == counter.get_total_flops()
 
 
-def test_costs_against_the_papers_claims():
+def test_costs_against_the_papers_claims(macs):
     """§3.1: Inception-ResNet-v1 costs about as much as Inception-v3, v2 as much as Inception-v4."""
-    v3, v4 = _macs("inception_v3_tv"), _macs("inception_v4")
-    assert _macs("inception_resnet_v1") == pytest.approx(v3, rel=0.10)
-    assert _macs("inception_resnet_v2_tf") == pytest.approx(v4, rel=0.10)
+    v3, v4 = macs("inception_v3_tv"), macs("inception_v4")
+    assert macs("inception_resnet_v1") == pytest.approx(v3, rel=0.10)
+    assert macs("inception_resnet_v2_tf") == pytest.approx(v4, rel=0.10)
     # with Fig. 15's 5/10/5 blocks v2 is a quarter cheaper than v4: the release's 10/20/10 match the text
-    assert 0.70 * v4 < _macs("inception_resnet_v2") < 0.80 * v4
+    assert 0.70 * v4 < macs("inception_resnet_v2") < 0.80 * v4
 
 
 # -- the figures -------------------------------------------------------------------------------------
 
 
-def _shapes(name: str) -> dict[str, tuple[int, ...]]:
-    m = _meta(name).eval()
+def _shapes(m: nn.Module) -> dict[str, tuple[int, ...]]:
+    m = m.eval()
     seen = {}
     for n, mod in m.named_children():
         mod.register_forward_hook(lambda mod, a, o, n=n: seen.__setitem__(n, tuple(o.shape[1:])))
@@ -138,14 +127,14 @@ def _shapes(name: str) -> dict[str, tuple[int, ...]]:
     return seen
 
 
-def test_inception_v4_grids_and_widths_of_fig9():
-    s = _shapes("inception_v4")
+def test_inception_v4_grids_and_widths_of_fig9(meta_model):
+    s = _shapes(meta_model("inception_v4"))
     assert s["conv3"] == (64, 147, 147) and s["mixed_3a"] == (160, 73, 73) and s["mixed_4a"] == (192, 71, 71)
     assert s["mixed_5a"] == (384, 35, 35)  # Fig. 3's output: its last 3x3 conv has stride 2
     assert s["inception_a"] == (384, 35, 35) and s["reduction_a"] == (1024, 17, 17)
     assert s["inception_b"] == (1024, 17, 17) and s["reduction_b"] == (1536, 8, 8)
     assert s["inception_c"] == (1536, 8, 8)
-    m = _meta("inception_v4")
+    m = meta_model("inception_v4")
     assert (len(m.inception_a), len(m.inception_b), len(m.inception_c)) == (4, 7, 3)
     assert m.dropout.p == 0.2
 
@@ -158,8 +147,8 @@ def test_inception_v4_grids_and_widths_of_fig9():
         ("inception_resnet_v2_tf", (320, 1088, 2080), (10, 20, 10)),
     ],
 )
-def test_inception_resnet_widths_grids_and_blocks(name, widths, blocks):
-    s, m = _shapes(name), _meta(name)
+def test_inception_resnet_widths_grids_and_blocks(name, widths, blocks, meta_model):
+    s, m = _shapes(meta_model(name)), meta_model(name)
     groups = ("inception_resnet_a", "inception_resnet_b", "inception_resnet_c")
     assert [s[g] for g in groups] == [(widths[0], 35, 35), (widths[1], 17, 17), (widths[2], 8, 8)]
     assert tuple(len(getattr(m, g)) for g in groups) == blocks
@@ -171,8 +160,8 @@ def test_inception_resnet_widths_grids_and_blocks(name, widths, blocks):
     assert (last.act is None, last.scale) == ((True, 1.0) if name.endswith("_tf") else (False, 0.2))
 
 
-def test_residual_scales_and_bad_ones():
-    m = _meta("inception_resnet_v1", residual_scales=(0.3, 0.2, 0.1))
+def test_residual_scales_and_bad_ones(meta_model):
+    m = meta_model("inception_resnet_v1", residual_scales=(0.3, 0.2, 0.1))
     assert [m.inception_resnet_a[0].scale, m.inception_resnet_b[0].scale, m.inception_resnet_c[0].scale] == [
         0.3,
         0.2,
@@ -184,11 +173,11 @@ def test_residual_scales_and_bad_ones():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_minimum_input_is_107(name):
+def test_minimum_input_is_107(name, meta_model):
     assert get_model_config(name).min_input_size == 107
     with pytest.raises(InputShapeError, match="at least 107x107"):
-        _meta(name)(torch.empty(1, 3, 106, 106, device="meta"))
-    assert _meta(name).forward_features(torch.empty(1, 3, 107, 107, device="meta")).shape[-1] == 2
+        meta_model(name)(torch.empty(1, 3, 106, 106, device="meta"))
+    assert meta_model(name).forward_features(torch.empty(1, 3, 107, 107, device="meta")).shape[-1] == 2
 
 
 # -- timm's files --------------------------------------------------------------------------------------

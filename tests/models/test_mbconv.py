@@ -42,11 +42,6 @@ FAMILIES = [
 ]
 
 
-def _meta(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kwargs)
-
-
 # --- the builder --------------------------------------------------------------------------------
 
 
@@ -113,17 +108,17 @@ def test_drop_connect_rises_linearly_per_sample_and_is_the_identity_at_eval():
         torch.testing.assert_close(m(x), ref(x), rtol=0, atol=0)
 
 
-def test_bn_eps_and_padding_follow_the_network_matched():
+def test_bn_eps_and_padding_follow_the_network_matched(meta_model):
     for name, eps in [("efficientnet_b0", 1e-5), ("efficientnet_b4", 1e-5), ("efficientnet_b5", 1e-3),
                       ("efficientnet_b7", 1e-3), ("tf_efficientnet_b0", 1e-3), ("tf_efficientnet_b4", 1e-3),
                       ("mobilenet_v3_small", 1e-3), ("mobilenet_v2", 1e-5), ("mnasnet_b1", 1e-5)]:  # fmt: skip
-        bns = [m for m in _meta(name).modules() if isinstance(m, nn.BatchNorm2d)]
+        bns = [m for m in meta_model(name).modules() if isinstance(m, nn.BatchNorm2d)]
         assert bns and {bn.eps for bn in bns} == {eps}, name
-    tf = _meta("tf_efficientnet_b0")
+    tf = meta_model("tf_efficientnet_b0")
     same = [n for n, c in tf.named_modules() if isinstance(c, Conv2dSame)]
     strided = [n for n, c in tf.named_modules() if isinstance(c, nn.Conv2d) and c.stride == (2, 2)]
     assert same == strided and len(same) == 5  # the stem and the four stride-2 depthwise convs
-    assert not any(isinstance(c, Conv2dSame) for c in _meta("efficientnet_b0").modules())
+    assert not any(isinstance(c, Conv2dSame) for c in meta_model("efficientnet_b0").modules())
 
 
 def test_tensorflow_padding_changes_the_outputs_where_it_is_asymmetric():
@@ -146,29 +141,29 @@ def test_tensorflow_padding_changes_the_outputs_where_it_is_asymmetric():
 
 @pytest.mark.parametrize("name", FAMILIES)
 @pytest.mark.parametrize("width", [0, -0.5, "1.0", None, True, float("nan"), float("inf")])
-def test_a_bad_width_multiplier_is_one_clear_line(name, width):
+def test_a_bad_width_multiplier_is_one_clear_line(name, width, meta_model):
     with pytest.raises(ConfigError, match=r"width must be a number > 0") as e:
-        _meta(name, width=width)
+        meta_model(name, width=width)
     assert isinstance(e.value, ValueError) and "\n" not in str(e.value) and "width=0.5" in str(e.value)
 
 
-def test_a_bad_depth_multiplier_or_rate_is_one_clear_line():
+def test_a_bad_depth_multiplier_or_rate_is_one_clear_line(meta_model):
     for kwargs, text in (({"depth": 0}, "depth must be a number > 0"), ({"depth": "2"}, "depth must be"),
                          ({"dropout": 1.0}, "dropout must be a probability"),
                          ({"drop_path_rate": -0.1}, "drop_path_rate must be a probability"),
                          ({"padding": "valid"}, "padding must be None")):  # fmt: skip
         with pytest.raises(ConfigError, match=text) as e:
-            _meta("efficientnet_b0", **kwargs)
+            meta_model("efficientnet_b0", **kwargs)
         assert "\n" not in str(e.value)
     assert check_multiplier("width", 2) == 2.0
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "efficientnet_b0"])
-def test_an_unknown_activation_is_one_clear_line(name):
+def test_an_unknown_activation_is_one_clear_line(name, meta_model):
     with pytest.raises(
         UnknownActivationError, match=r"unknown activation 'relu7'; use one of relu, relu6"
     ) as e:
-        _meta(name, act="relu7")
+        meta_model(name, act="relu7")
     assert isinstance(e.value, ConfigError) and isinstance(e.value, ValueError) and "\n" not in str(e.value)
 
 
@@ -193,7 +188,7 @@ def _conv_linear_macs(model: nn.Module | str, side: int) -> int:
     return sum(row.flops for row in r.layers if row.type in ("conv", "linear")) // 2
 
 
-def test_depthwise_separable_macs_are_the_papers_equation_5():
+def test_depthwise_separable_macs_are_the_papers_equation_5(macs):
     """MobileNet v1's MACs by the paper's Eq. 5, D_K·D_K·M·D_F² + M·N·D_F² per separable conv, from
     Table 1 by hand: the analyzer counts a depthwise 3×3 conv as 9·M·D_F², not 9·M·M·D_F²."""
     ds = [(32, 64, 112), (64, 128, 56), (128, 128, 56), (128, 256, 28), (256, 256, 28), (256, 512, 14),
@@ -302,35 +297,17 @@ def test_a_checkpoint_with_another_class_count_loads_all_but_the_head(tmp_path):
 
 
 @pytest.mark.slow
-def test_mobilenet_v3_small_learns_fashion_mnist(fashion_train, fashion_test):
+def test_mobilenet_v3_small_learns_fashion_mnist(fashion_fit):
     """Real data: 60 Adam steps (batch 32, 1,920 images at the family's 64×64) take MobileNet v3 Small
     well above chance (10%) on 1,000 test images, once the BN statistics are re-estimated for the
     final weights (a few dozen steps outrun BN's momentum 0.01). benchmarks/mbconv_zoo.py runs every
     variant."""
-    from torch.optim.swa_utils import update_bn
-
-    from cnnzoo.data import adapt_images
-
     torch.manual_seed(0)
-    steps, batch, cl = 60, 32, torch.channels_last
+    steps, cl = 60, torch.channels_last
     model = cnnzoo.create_model("mobilenet_v3_small", in_chans=1, num_classes=10).to(memory_format=cl)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train, test = fashion_train.subset(steps * batch, seed=0), fashion_test.subset(1000, seed=0)
-
-    def prep(images):
-        return adapt_images(images, size=64, mode="resize", mean=train.mean, std=train.std, memory_format=cl)
-
-    model.train()
-    for step in range(steps):
-        sl = slice(step * batch, (step + 1) * batch)
-        loss = nn.functional.cross_entropy(model(prep(train.images[sl])), train.labels[sl])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    update_bn((prep(train.images[i : i + batch]) for i in range(0, 20 * batch, batch)), model)
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(prep(test.images[i : i + 250])).argmax(1) for i in range(0, 1000, 250)])
-    acc = (pred == test.labels).float().mean().item()
+    acc = fashion_fit(
+        model, opt, steps=steps, size=64, mode="resize", decay=False, memory_format=cl, bn_batches=20
+    )
     print(f"mobilenet_v3_small on Fashion-MNIST: {steps} steps, test acc {acc:.3f}")
     assert acc > 0.4  # chance is 0.1; 0.67 measured

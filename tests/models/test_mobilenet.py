@@ -18,44 +18,34 @@ TABLE6 = {  # name: (params in M, MACs in M), as Table 6 prints them
 }
 
 
-def _meta(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kwargs)
-
-
-def _macs(model: nn.Module | str, side: int = 224) -> float:
-    r = cnnzoo.analyze(model, input_size=(3, side, side))
-    return sum(row.flops for row in r.layers if row.type in ("conv", "linear")) / 2
-
-
-def test_alpha_1_is_timms_network_and_table_6_rounds_every_width():
+def test_alpha_1_is_timms_network_and_table_6_rounds_every_width(meta_model, macs):
     import timm
 
     with torch.device("meta"):
         timm_count = sum(p.numel() for p in timm.create_model("mobilenetv1_100").parameters())
-    assert _meta("mobilenet_v1").num_params() == timm_count == 4_231_976
-    for name, (params, macs) in TABLE6.items():
-        m = _meta(name)
+    assert meta_model("mobilenet_v1").num_params() == timm_count == 4_231_976
+    for name, (params, paper_macs) in TABLE6.items():
+        m = meta_model(name)
         assert round(m.num_params() / 1e6, 1) == params, name
-        assert round(_macs(m) / 1e6) == macs, name
+        assert round(macs(m, 224) / 1e6) == paper_macs, name
 
 
-def test_the_full_convolution_twin_is_table_4s_conv_mobilenet():
-    m = _meta("mobilenet_v1", separable=False)
+def test_the_full_convolution_twin_is_table_4s_conv_mobilenet(meta_model, macs):
+    m = meta_model("mobilenet_v1", separable=False)
     assert not any(isinstance(b, DepthwiseSeparableConv) for b in m.modules())
     convs = [b for stage in m.blocks for b in stage]
     assert len(convs) == 13 and all(
         isinstance(b, ConvNormAct) and b.conv.kernel_size == (3, 3) for b in convs
     )
     assert round(m.num_params() / 1e6, 1) == 29.3  # Table 4: 29.3 M
-    assert abs(_macs(m) / 1e6 - 4866) / 4866 < 5e-4  # Table 4: 4866 M (4867.3 counted)
+    assert abs(macs(m, 224) / 1e6 - 4866) / 4866 < 5e-4  # Table 4: 4866 M (4867.3 counted)
     assert m(torch.empty(1, 3, 224, 224, device="meta")).shape == (1, 1000)
 
 
-def test_28_layers_and_table_1s_maps():
+def test_28_layers_and_table_1s_maps(meta_model):
     """Table 1: conv, 13 × (dw, pw), fc: "MobileNet has 28 layers"; the second-to-last "Conv dw / s2"
     keeps the 7×7 map (stride 1)."""
-    m = _meta("mobilenet_v1")
+    m = meta_model("mobilenet_v1")
     layers = [c for c in m.modules() if isinstance(c, nn.Conv2d | nn.Linear)]
     assert len(layers) == 28
     assert m.blocks[4][1].conv_dw.stride == (1, 1) and m.blocks[4][0].conv_dw.stride == (2, 2)
@@ -65,24 +55,24 @@ def test_28_layers_and_table_1s_maps():
     assert all(not b.has_skip for stage in m.blocks for b in stage)  # v1 has no residuals
 
 
-def test_any_resolution_table_7():
+def test_any_resolution_table_7(meta_model, macs):
     """Table 7 (resolution multiplier): 1.0 MobileNet at 192, 160, 128: 418, 290, 186 M MACs."""
-    m = _meta("mobilenet_v1")
-    for side, macs in ((224, 569), (192, 418), (160, 290), (128, 186)):
-        assert abs(_macs(m, side) / 1e6 - macs) < 1, side
+    m = meta_model("mobilenet_v1")
+    for side, paper_macs in ((224, 569), (192, 418), (160, 290), (128, 186)):
+        assert abs(macs(m, side) / 1e6 - paper_macs) < 1, side
     assert m(torch.empty(1, 3, 97, 131, device="meta")).shape == (1, 1000)  # any size, not square
 
 
-def test_relu_by_default_relu6_on_request():
+def test_relu_by_default_relu6_on_request(meta_model):
     acts = lambda m: {type(c) for c in m.modules() if isinstance(c, nn.ReLU | nn.ReLU6)}  # noqa: E731
-    assert acts(_meta("mobilenet_v1")) == {nn.ReLU}
-    assert acts(_meta("mobilenet_v1_050", act="relu6")) == {nn.ReLU6}
-    assert len([c for c in _meta("mobilenet_v1").modules() if isinstance(c, nn.ReLU)]) == 27
+    assert acts(meta_model("mobilenet_v1")) == {nn.ReLU}
+    assert acts(meta_model("mobilenet_v1_050", act="relu6")) == {nn.ReLU6}
+    assert len([c for c in meta_model("mobilenet_v1").modules() if isinstance(c, nn.ReLU)]) == 27
 
 
 @pytest.mark.parametrize("width", [0.3, 1.3])
-def test_other_widths_round_as_tf_slim(width):
-    m = _meta("mobilenet_v1", width=width)
+def test_other_widths_round_as_tf_slim(width, meta_model):
+    m = meta_model("mobilenet_v1", width=width)
     assert m.conv_stem.out_channels == max(int(32 * width), 8)
     assert m.num_features == int(1024 * width)
 

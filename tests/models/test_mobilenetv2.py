@@ -9,7 +9,6 @@ import torch
 import torchvision
 from torch import nn
 
-import cnnzoo
 from cnnzoo.layers import DepthwiseSeparableConv, InvertedResidual
 
 WIDTHS = {"mobilenet_v2_035": 0.35, "mobilenet_v2_050": 0.5, "mobilenet_v2_075": 0.75, "mobilenet_v2": 1.0,
@@ -23,48 +22,38 @@ TF_SLIM = {  # the TF-slim checkpoint table: params (M, no BN), MACs (M)
 }
 
 
-def _meta(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kwargs)
-
-
-def _macs(model: nn.Module | str, side: int = 224) -> float:
-    r = cnnzoo.analyze(model, input_size=(3, side, side))
-    return sum(row.flops for row in r.layers if row.type in ("conv", "linear")) / 2
-
-
 def _bn_params(m: nn.Module) -> int:
     return sum(p.numel() for c in m.modules() if isinstance(c, nn.BatchNorm2d) for p in c.parameters())
 
 
 @pytest.mark.parametrize("name", list(WIDTHS))
-def test_every_width_is_torchvisions_network(name):
+def test_every_width_is_torchvisions_network(name, meta_model):
     with torch.device("meta"):
         tv = torchvision.models.mobilenet_v2(width_mult=WIDTHS[name])
-    assert _meta(name).num_params() == sum(p.numel() for p in tv.parameters())
+    assert meta_model(name).num_params() == sum(p.numel() for p in tv.parameters())
 
 
-def test_torchvisions_published_figures():
+def test_torchvisions_published_figures(meta_model, macs):
     meta = torchvision.models.get_model_weights("mobilenet_v2").DEFAULT.meta
-    assert _meta("mobilenet_v2").num_params() == meta["num_params"] == 3_504_872
-    assert round(_macs("mobilenet_v2") / 1e9, 3) == meta["_ops"]
+    assert meta_model("mobilenet_v2").num_params() == meta["num_params"] == 3_504_872
+    assert round(macs("mobilenet_v2", 224) / 1e9, 3) == meta["_ops"]
 
 
 @pytest.mark.parametrize("name", list(WIDTHS))
-def test_tf_slim_and_paper_figures(name):
+def test_tf_slim_and_paper_figures(name, meta_model, macs):
     """TF-slim counts no BN parameters; Table 4 prints 3.4 M and 300 M for 1.0, 585 M for 1.4."""
-    m = _meta(name)
-    params, macs = TF_SLIM[name]
+    m = meta_model(name)
+    params, slim_macs = TF_SLIM[name]
     assert round((m.num_params() - _bn_params(m)) / 1e6, 2) == params
-    assert abs(_macs(m) / 1e6 - macs) < 1  # to the printed digit: 300.8 M is "300"
+    assert abs(macs(m, 224) / 1e6 - slim_macs) < 1  # to the printed digit: 300.8 M is "300"
     if name == "mobilenet_v2":
         assert math.floor((m.num_params() - _bn_params(m)) / 1e5) / 10 == 3.4
     if name == "mobilenet_v2_140":
-        assert abs(_macs(m) / 1e6 - 585) / 585 < 0.01
+        assert abs(macs(m, 224) / 1e6 - 585) / 585 < 0.01
 
 
-def test_table_2_rows_and_the_last_conv():
-    m = _meta("mobilenet_v2")
+def test_table_2_rows_and_the_last_conv(meta_model):
+    m = meta_model("mobilenet_v2")
     blocks = [b for stage in m.blocks for b in stage]
     assert len(blocks) == 17 and isinstance(blocks[0], DepthwiseSeparableConv) and blocks[0].act2 is None
     assert all(isinstance(b, InvertedResidual) and b.mid_channels == 6 * b.in_channels for b in blocks[1:])
@@ -72,6 +61,6 @@ def test_table_2_rows_and_the_last_conv():
     assert sum(b.has_skip for b in blocks) == 10  # every repeat after a row's first
     assert {type(c) for c in m.modules() if isinstance(c, nn.ReLU | nn.ReLU6)} == {nn.ReLU6}
     # §6.1: the last 1×1 conv keeps 1280 below width 1, and scales above it
-    assert _meta("mobilenet_v2_035").conv_head.out_channels == 1280
-    assert _meta("mobilenet_v2_140").conv_head.out_channels == 1792
-    assert _meta("mobilenet_v2_035").conv_stem.out_channels == 16  # make_divisible(11.2) = 16
+    assert meta_model("mobilenet_v2_035").conv_head.out_channels == 1280
+    assert meta_model("mobilenet_v2_140").conv_head.out_channels == 1792
+    assert meta_model("mobilenet_v2_035").conv_stem.out_channels == 16  # make_divisible(11.2) = 16

@@ -96,27 +96,12 @@ def test_loads_torchvision_files(name, library_roundtrip):
 
 
 @pytest.mark.slow
-def test_wrn16_learns_fashion_mnist(fashion_train, fashion_test):
+def test_wrn16_learns_fashion_mnist(fashion_fit):
     """WRN-16-1 (``wrn16_8(widen_factor=1)``: the same depth and blocks, k = 1), 100 SGD steps of 32
     on 28x28 Fashion-MNIST, well above chance (10%) on 1,000 test images: 0.71 measured (2,000 images,
     benchmarks/cifar_learn_check.py, where every CIFAR variant of the issue is checked)."""
-    from cnnzoo.data import adapt_images
-
     torch.manual_seed(0)
-    steps, batch = 100, 32
-    model = create_model("wrn16_8", widen_factor=1, in_chans=1, num_classes=10).train()
+    model = create_model("wrn16_8", widen_factor=1, in_chans=1, num_classes=10)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
-    train, test = fashion_train.subset(steps * batch, seed=0), fashion_test.subset(1000, seed=0)
-    prep = lambda images: adapt_images(images, size=28, mode="none", mean=train.mean, std=train.std)
-    for step in range(steps):
-        sl = slice(step * batch, (step + 1) * batch)
-        loss = nn.functional.cross_entropy(model(prep(train.images[sl])), train.labels[sl])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    with torch.no_grad():
-        acc = (model(prep(test.images)).argmax(1) == test.labels).float().mean().item()
+    acc = fashion_fit(model, opt, steps=100, size=28, mode="none")
     assert acc >= 0.5

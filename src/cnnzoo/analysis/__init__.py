@@ -8,7 +8,8 @@ See ``docs/cost-tables.md`` for the rules. The package, by job: ``ops`` (the op 
 (receptive fields), ``kinds`` (row types), ``meta`` (building on the meta device), ``tracer`` (the
 dispatch mode), ``step`` (a training step traced on meta: what autograd saves and frees, backward
 FLOPs), ``memory`` (the step's peak, optimizers, the largest batch that fits), ``rows`` (trace to
-table rows), ``costs`` (``analyze``, ``fit_batch_size``), ``report`` (the exports).
+table rows), ``costs`` (``analyze``, ``fit_batch_size``), ``report`` (the exports), ``coverage`` (which input
+positions reach an output: ``input_coverage``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _EXPORTS = {
     "COMPOSITE_KINDS": "kinds",
     "Field": "fields",
     "FastMetaInit": "meta",
+    "MetaShapes": "tracer",
+    "input_coverage": "coverage",
+    "Coverage": "coverage",
 }
 
 __all__ = list(_EXPORTS)

@@ -107,20 +107,53 @@ def _analyze(model: str, args: argparse.Namespace, depth: int | None = None):
     )
 
 
+def check_writable(path: str, flag: str, *, suffixes: tuple[str, ...] = ()) -> Path:
+    """``path`` as a file this command can write (checked before any work), else a ConfigError."""
+    import os
+
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.io import can_write_in
+
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise ConfigError(
+            f"{flag} {path} is a directory; give a file name, e.g. {p / ('out' + (suffixes or ('.txt',))[0])}"
+        )
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {flag} {path}: the folder {parent} does not exist; create it first")
+    why = can_write_in(parent)
+    if why or (p.exists() and not os.access(p, os.W_OK)):
+        raise ConfigError(f"cannot write {flag} {path}: {why or 'permission denied'}; choose a writable path")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ConfigError(
+            f"{flag} {path}: unknown image format {p.suffix or '(none)'!r}; use one of {', '.join(suffixes)}"
+        )
+    return p
+
+
+def _write(path: str, flag: str, writer) -> None:
+    """Write ``path`` atomically with ``writer(tmp)``; an OS error is one line."""
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.io import atomic_write
+
+    try:
+        atomic_write(path, writer)
+    except OSError as e:
+        raise ConfigError(f"cannot write {flag} {path}: {e.strerror or e}; choose a writable path") from e
+
+
 def _emit(text: str, output: str | None) -> None:
     if output:
-        path = Path(output)
-        if path.parent and not path.parent.exists():
-            from cnnzoo.errors import ConfigError
-
-            raise ConfigError(f"cannot write {output}: the folder {path.parent} does not exist")
-        path.write_text(text)
-        print(f"wrote {path}")
+        _write(output, "--output", lambda tmp: Path(tmp).write_text(text))
+        print(f"wrote {output}")
     else:
         print(text, end="" if text.endswith("\n") else "\n")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    if args.output:
+        check_writable(args.output, "--output")
     if args.fit:
         return cmd_fit(args)
     report = _analyze(args.model, args, args.depth)
@@ -128,8 +161,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
         from rich.console import Console
 
         if args.output:
-            with open(args.output, "w") as f:
-                report.print(Console(file=f, width=240, color_system=None))
+
+            def write_table(tmp: str) -> None:
+                with open(tmp, "w") as f:
+                    report.print(Console(file=f, width=240, color_system=None))
+
+            _write(args.output, "--output", write_table)
             print(f"wrote {args.output}")
         else:
             import sys
@@ -253,7 +290,12 @@ def compare_rows(reports: list) -> list[dict[str, Any]]:
     return out
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.plot:
+        check_writable(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
     reports = [_analyze(m, args) for m in args.models]
     rows = compare_rows(reports)
     batch = args.batch or 1
@@ -357,8 +399,11 @@ def plot_compare(rows: list[dict[str, Any]], path: str, *, batch: int) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(0.15)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    try:  # the temporary file has no image suffix: name the format
+        _write(path, "--plot", lambda tmp: fig.savefig(tmp, format=fmt))
+    finally:
+        plt.close(fig)
 
 
 # -- make demo ------------------------------------------------------------------------------------

@@ -162,7 +162,9 @@ def list_datasets() -> list[str]:
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    key = name.lower().replace("_", "-")
+    if not isinstance(name, str):
+        raise ConfigError(f"a dataset name is a string, got {name!r}; known: {', '.join(list_datasets())}")
+    key = "".join(name.split()).lower().replace("_", "-")
     if key not in _DATASETS:
         import difflib
 
@@ -209,15 +211,13 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None) -> Path:
     files = ", ".join(f"{f}[.gz]" if spec.gzip_ok else f for f in spec.files)
     how = []
     if spec.debian_package:
-        how.append(f"  sudo apt-get install {spec.debian_package}     # installs to {spec.debian_dir}")
+        how.append(f"install it with `sudo apt-get install {spec.debian_package}` (to {spec.debian_dir})")
     if spec.how_to_get:
-        how.append(f"  {spec.how_to_get}")
-    how.append(
-        f"  export CNNZOO_DATA=/path/to/dir   # or pass --data-dir /path/to/dir ({spec.name} files inside)"
-    )
+        how.append(spec.how_to_get)
+    how.append(f"set CNNZOO_DATA or pass --data-dir DIR (a folder holding the {spec.name} files)")
     raise DatasetNotFoundError(
-        f"{spec.name} not found. Looked in: {'; '.join(tried) or 'nowhere (no directory given)'}.\n"
-        f"Expected the files {files}.\nTo get it:\n" + "\n".join(how)
+        f"{spec.name} not found (looked in: {'; '.join(tried) or 'nowhere: no directory given'}; "
+        f"expected the files {files}): " + ", or ".join(how)
     )
 
 
@@ -299,7 +299,27 @@ def load_arrays(
         raise DatasetFormatError(
             f"{spec.name} loader returned {x.dtype} {x.shape}, expected uint8 (N, C, H, W)"
         )
+    _check_labels(y, len(x), spec, root, split)
     return np.ascontiguousarray(x), np.ascontiguousarray(y).astype(np.int64, copy=False), spec, root
+
+
+def _check_labels(y: np.ndarray, n: int, spec: DatasetSpec, root: Path, split: str) -> None:
+    """One label per image, each a class index in ``[0, len(spec.classes))``; else DatasetFormatError."""
+    where = f"{spec.name} {split} labels in {root}"
+    if y.ndim != 1 or len(y) != n:
+        raise DatasetFormatError(
+            f"{where}: expected {n:,} labels (one per image), got shape {tuple(y.shape)}"
+        )
+    if not len(y):
+        return
+    k = len(spec.classes)
+    bad = np.flatnonzero((y < 0) | (y >= k))
+    if bad.size:
+        i = int(bad[0])
+        raise DatasetFormatError(
+            f"{where}: label {int(y[i])} at index {i:,} is outside the {k} classes (0 to {k - 1}), "
+            f"{bad.size:,} such label(s); the file is damaged or not {spec.name}: replace it"
+        )
 
 
 def load_dataset(

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.data.datasets import DatasetFormatError, DatasetNotFoundError
-from cnnzoo.data.feed import epoch_order, shard_bounds
+from cnnzoo.data.feed import Feed
 
 __all__ = ["ImageFolderFeed", "find_split_dir", "IMAGE_EXTENSIONS"]
 
@@ -75,7 +75,7 @@ class _Decoded(torch.utils.data.Dataset):
         return TF.center_crop(img, [self.size, self.size]), label
 
 
-class ImageFolderFeed:
+class ImageFolderFeed(Feed):
     """A :class:`cnnzoo.data.feed.Feed` streamed from an ImageFolder split (decoded by DataLoader workers).
 
     Args:
@@ -121,6 +121,7 @@ class ImageFolderFeed:
         if not samples:
             raise DatasetFormatError(f"{self.dir}: no images with extensions {IMAGE_EXTENSIONS}")
         self.size, self.in_chans, self.mean, self.std = size, in_chans, tuple(mean), tuple(std)
+        self.mode = "none"  # decoded at the model's size already
         self.device = torch.device(device)
         self.workers = workers
         self.memory_format = memory_format
@@ -134,10 +135,6 @@ class ImageFolderFeed:
         return len(self.data)
 
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
     def channels(self) -> int:
         return 3  # decoded as RGB
 
@@ -146,21 +143,12 @@ class ImageFolderFeed:
         out._set_samples([self.data.samples[int(i)] for i in indices])
         return out
 
-    def num_batches(self, batch_size: int, *, world: int = 1) -> int:
-        return -(-(len(self) // world if world > 1 else len(self)) // batch_size)
+    def _span(self, lo: int, hi: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        yield from self._load([list(range(i, min(i + batch_size, hi))) for i in range(lo, hi, batch_size)])
 
-    def _normalise(self, x: Tensor) -> Tensor:
-        from cnnzoo.data.transforms import adapt_images
-
-        return adapt_images(
-            x.to(self.device, non_blocking=True),
-            size=self.size,
-            mode="none",
-            mean=self.mean,
-            std=self.std,
-            in_chans=self.in_chans,
-            memory_format=self.memory_format,
-        )
+    def _pick(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        idx = order.tolist()
+        yield from self._load([idx[i : i + batch_size] for i in range(0, len(idx), batch_size)])
 
     def _load(self, chunks: list[list[int]]) -> Iterator[tuple[Tensor, Tensor]]:
         loader = torch.utils.data.DataLoader(
@@ -171,24 +159,4 @@ class ImageFolderFeed:
             pin_memory=self.device.type == "cuda",
         )
         for x, y in loader:
-            yield self._normalise(x), y.to(self.device, non_blocking=True)
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        start: int = 0,
-        rank: int = 0,
-        world: int = 1,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield batches from ``start`` (in batches), in :func:`cnnzoo.data.feed.epoch_order`."""
-        order = epoch_order(len(self), shuffle=shuffle, generator=generator, rank=rank, world=world)
-        order = (torch.arange(len(self)) if order is None else order)[start * batch_size :].tolist()
-        yield from self._load([order[i : i + batch_size] for i in range(0, len(order), batch_size)])
-
-    def shard(self, batch_size: int, *, rank: int, world: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Evaluation batches of rank ``rank``: a contiguous slice, nothing dropped."""
-        lo, hi = shard_bounds(len(self), rank, world)
-        yield from self._load([list(range(i, min(i + batch_size, hi))) for i in range(lo, hi, batch_size)])
+            yield self._adapt(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)

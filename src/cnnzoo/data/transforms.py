@@ -15,6 +15,10 @@ from cnnzoo.errors import ConfigError
 __all__ = ["adapt_images", "resolve_input"]
 
 
+#: The largest input side the feeds produce (the zoo's papers use 224 to 331).
+MAX_INPUT_SIDE = 4096
+
+
 def resolve_input(cfg, size: int | None, source_side: int) -> tuple[int, str]:
     """The side and mode (``"pad"`` or ``"resize"``) to feed ``cfg``'s model from ``source_side`` images.
 
@@ -23,6 +27,11 @@ def resolve_input(cfg, size: int | None, source_side: int) -> tuple[int, str]:
     for and the target is at least the source.
     """
     side = size or cfg.small_input_size or cfg.input_size[-1]
+    if side > MAX_INPUT_SIDE:  # a typo (an extra zero) would allocate gigabytes per batch
+        raise ConfigError(
+            f"--input-size {side} is larger than {MAX_INPUT_SIDE}, the largest side cnnzoo feeds; "
+            f"{cfg.name} was designed for {cfg.input_size[-1]}"
+        )
     if side < cfg.min_input_size:
         raise ConfigError(
             f"--input-size {side} is below {cfg.name}'s minimum input size {cfg.min_input_size}; "

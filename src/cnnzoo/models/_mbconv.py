@@ -62,7 +62,6 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers import (
     ConvNormAct,
@@ -76,6 +75,7 @@ from cnnzoo.layers import (
     norm_init,
 )
 from cnnzoo.layers.init import LayerInit, is_meta
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig
 
@@ -207,19 +207,15 @@ def mbconv_config(
         extra["reported"] = {"dataset": "imagenet", "crop": input_size, **reported}
     if macs is not None:
         extra["macs"] = macs
-    return ModelConfig(
-        input_size=(3, input_size, input_size),
-        min_input_size=MIN_INPUT_SIZE,
-        num_classes=1000,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+    return imagenet_cfg(
         paper=paper,
         year=year,
         family=family,
-        small_input_size=SMALL_INPUT_SIZE,
-        small_input_mode="resize",
         notes=notes,
         extra=extra,
+        input_size=input_size,
+        min_input_size=MIN_INPUT_SIZE,
+        small_input_size=SMALL_INPUT_SIZE,
     )
 
 

@@ -12,8 +12,8 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.errors import ConfigError
+from cnnzoo.models._config import cifar_cfg, imagenet_cfg
 from cnnzoo.registry import ModelConfig
 
 __all__ = ["residual_cfg", "check_resnet_options", "is_int", "is_real"]
@@ -30,35 +30,18 @@ def residual_cfg(
     extra: dict[str, Any] | None = None,
 ) -> ModelConfig:
     """The config of a residual-family model: CIFAR-10 at 32×32 (28×28 data zero-padded to 32)
-    or ImageNet at 224 (28×28 data resized to 64: 2×2 maps in the last stage); the minimum input
-    is the smallest side whose last map is 2×2 (see the module docstring), 5 or 33 by default."""
+    or ImageNet at 224 (28×28 data resized to 64: 2×2 maps in the last stage), as
+    :mod:`cnnzoo.models._config` has them; the minimum input is the smallest side whose last map is
+    2×2 (see the module docstring), 5 or 33 by default."""
     extra = {k: v for k, v in (extra or {}).items() if v is not None}
-    if cifar:
-        return ModelConfig(
-            input_size=(3, 32, 32),
-            min_input_size=min_input_size or 5,
-            num_classes=10,
-            paper=paper,
-            year=year,
-            family=family,
-            mean=CIFAR10_MEAN,
-            std=CIFAR10_STD,
-            small_input_size=32,
-            small_input_mode="pad",
-            notes=notes,
-            extra=extra,
-        )
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=min_input_size or 33,
-        num_classes=1000,
+    build = cifar_cfg if cifar else imagenet_cfg
+    return build(
         paper=paper,
         year=year,
         family=family,
-        small_input_size=64,
-        small_input_mode="resize",
         notes=notes,
         extra=extra,
+        min_input_size=min_input_size or (5 if cifar else 33),
     )
 
 

@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from cnnzoo.layers.conv import create_conv2d
 from cnnzoo.layers.inception import HW, BlockSpec, avg_pool, conv, max_pool, out_side
 from cnnzoo.layers.init import he_normal_init, norm_init
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models._inception import InceptionNet, Row, min_input_side
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -213,15 +214,12 @@ class BNInception(InceptionNet):
 
 
 def _cfg() -> ModelConfig:
-    return ModelConfig(
-        input_size=(3, 224, 224),
+    return imagenet_cfg(
         min_input_size=min_input_side(bn_inception_rows()),  # 39: the 7x7 map of 224 is 2x2 there
-        num_classes=1000,
         paper=PAPER,
         year=2015,
         family="bn_inception",
         small_input_size=96,
-        small_input_mode="resize",
         notes="Fig. 5, widths as its columns sum (608/608/1056)",
         extra={
             "reported": {

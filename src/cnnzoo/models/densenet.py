@@ -56,9 +56,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init
+from cnnzoo.models._config import cifar_cfg, imagenet_cfg
 from cnnzoo.models._residual import is_int, is_real
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
@@ -399,11 +399,8 @@ def _cfg(name: str) -> ModelConfig:
         paper=PAPER, year=2017, notes=f"{kind}, k={v.growth_rate}, layers {layers}", extra=extra
     )
     if v.cifar:
-        return ModelConfig(input_size=(3, 32, 32), min_input_size=8, num_classes=10, family="densenet_cifar",
-                           mean=CIFAR10_MEAN, std=CIFAR10_STD, small_input_size=32, small_input_mode="pad",
-                           **common)  # fmt: skip
-    return ModelConfig(input_size=(3, 224, 224), min_input_size=61, num_classes=1000, family="densenet",
-                       small_input_size=64, small_input_mode="resize", **common)  # fmt: skip
+        return cifar_cfg(family="densenet_cifar", min_input_size=8, **common)
+    return imagenet_cfg(family="densenet", min_input_size=61, **common)
 
 
 def _create_densenet(name: str, **kwargs: Any) -> DenseNet:

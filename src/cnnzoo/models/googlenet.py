@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.errors import ConfigError
-from cnnzoo.layers.inception import BasicConv2d, Inception, NaiveInception
+from cnnzoo.layers.inception import BasicConv2d, Inception, NaiveInception, out_side
 from cnnzoo.layers.init import init_weights_, norm_init, trunc_normal_init, xavier_uniform_init
 from cnnzoo.layers.lrn import LocalResponseNorm
 from cnnzoo.models.base import FeatureInfo, InputShapeError, ZooModel
@@ -304,25 +304,14 @@ class GoogLeNet(ZooModel):
         return F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
 
-def _pool_out(side: int, k: int, s: int, p: int = 0, ceil: bool = False) -> int:
-    """Output side of a conv/pool (PyTorch's rule, including ceil mode's last-window check)."""
-    num = side + 2 * p - k
-    if num < 0 and not (ceil and num + s > 0):
-        return 0
-    out = (-(-num // s) if ceil else num // s) + 1
-    if ceil and (out - 1) * s >= side + p:  # the last window must start inside the input
-        out -= 1
-    return max(out, 0)
-
-
 def map_sides(side: int, layout: str = "paper") -> dict[str, int]:
     """Map sides after each downsampling step for a ``side``×``side`` input."""
-    sides = {"conv1": _pool_out(side, 7, 2, 3)}
-    sides["maxpool1"] = _pool_out(sides["conv1"], 3, 2, ceil=True)
-    sides["maxpool2"] = _pool_out(sides["maxpool1"], 3, 2, ceil=True)
-    sides["maxpool3"] = _pool_out(sides["maxpool2"], 3, 2, ceil=True)
-    sides["maxpool4"] = _pool_out(sides["maxpool3"], 2 if layout == "torchvision" else 3, 2, ceil=True)
-    sides["aux_pool"] = _pool_out(sides["maxpool3"], 5, 3) if layout == "paper" else sides["maxpool3"]
+    sides = {"conv1": out_side(side, 7, 2, 3)}
+    sides["maxpool1"] = out_side(sides["conv1"], 3, 2, ceil=True)
+    sides["maxpool2"] = out_side(sides["maxpool1"], 3, 2, ceil=True)
+    sides["maxpool3"] = out_side(sides["maxpool2"], 3, 2, ceil=True)
+    sides["maxpool4"] = out_side(sides["maxpool3"], 2 if layout == "torchvision" else 3, 2, ceil=True)
+    sides["aux_pool"] = out_side(sides["maxpool3"], 5, 3) if layout == "paper" else sides["maxpool3"]
     return sides
 
 

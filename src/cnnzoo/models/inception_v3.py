@@ -76,6 +76,7 @@ from torch import Tensor, nn
 
 from cnnzoo.layers.inception import BasicConv2d, BlockSpec, avg_pool, conv, max_pool, split
 from cnnzoo.layers.init import norm_init, trunc_normal_init
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models._inception import AuxSpec, InceptionNet, Row, min_input_side
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -323,15 +324,13 @@ def _cfg(name: str) -> ModelConfig:
         if tv
         else {"value": 4.8e9, "source": "Szegedy et al. 2016, Table 3 (Cost Bn Ops)"}
     )
-    return ModelConfig(
-        input_size=(3, 299, 299),
+    return imagenet_cfg(
+        input_size=299,
         min_input_size=min_input_side(v.rows, aux=v.aux),  # 107 (paper), 299 (tv with AuxLogits)
-        num_classes=1000,
         paper=PAPER,
         year=2016,
         family="inception_v3",
         small_input_size=139 if not tv else min_input_side(v.rows, aux=v.aux),
-        small_input_mode="resize",
         notes=v.note,
         extra={"reported": reported, "macs": macs},
     )

@@ -66,6 +66,7 @@ from torch import nn
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.inception import BlockSpec, avg_pool, conv, max_pool, split
 from cnnzoo.layers.init import he_normal_init, norm_init
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models._inception import InceptionNet, Row, min_input_side, repeat
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -349,15 +350,13 @@ class InceptionResNet(InceptionNet):
 
 def _cfg(name: str) -> ModelConfig:
     v = VARIANTS[name]
-    return ModelConfig(
-        input_size=(3, 299, 299),
+    return imagenet_cfg(
+        input_size=299,
         min_input_size=min_input_side(v.rows(RELEASE_SCALES)),  # 107: the 8x8 map of 299 is 2x2 there
-        num_classes=1000,
         paper=PAPER,
         year=2017,
         family="inception_v4",
         small_input_size=139,
-        small_input_mode="resize",
         notes=v.note,
         extra={"reported": v.reported},
     )

@@ -98,6 +98,7 @@ from cnnzoo.layers.conv import ConvNormAct, pad_same, same_padding
 from cnnzoo.layers.drop import DropPath
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init
 from cnnzoo.layers.mbconv import SeparableConv2d
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -541,17 +542,14 @@ VARIANTS: dict[str, NASNetVariant] = {
 def _cfg(name: str) -> ModelConfig:
     """The registry config of one :data:`VARIANTS` row."""
     v = VARIANTS[name]
-    return ModelConfig(
-        input_size=(3, v.input_size, v.input_size),
+    return imagenet_cfg(
+        input_size=v.input_size,
         min_input_size=35,  # conv0 (valid) to 17, four ceil-halving reductions to 2x2 for batch norm
-        num_classes=1000,
         mean=IMAGENET_INCEPTION_MEAN,
         std=IMAGENET_INCEPTION_STD,
         paper=PAPER,
         year=2018,
         family="nasnet",
-        small_input_size=64,
-        small_input_mode="resize",
         notes=v.note,
         extra={
             "reported": {

@@ -60,8 +60,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import CIFAR10_MEAN, CIFAR10_STD
 from cnnzoo.layers.init import he_normal_init, init_weights_
+from cnnzoo.models._config import cifar_cfg, imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -219,30 +219,10 @@ VARIANTS: dict[str, NiNVariant] = {
 
 def _cfg(name: str) -> ModelConfig:
     v = VARIANTS[name]
-    if v.cifar:
-        return ModelConfig(
-            input_size=(3, 32, 32),
-            min_input_size=4,  # pools round up: 4 -> 2 -> 1
-            num_classes=10,
-            paper=PAPER,
-            year=2014,
-            family="nin",
-            mean=CIFAR10_MEAN,
-            std=CIFAR10_STD,
-            small_input_size=32,
-            small_input_mode="pad",
-            notes=v.note,
-        )
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=39,  # conv1 8 -> pool1 4 -> pool2 2 -> pool3 1 (ceil mode)
-        num_classes=1000,
-        paper=PAPER,
-        year=2014,
-        family="nin",
-        small_input_size=67,
-        small_input_mode="resize",
-        notes=v.note,
+    if v.cifar:  # pools round up: 4 -> 2 -> 1
+        return cifar_cfg(paper=PAPER, year=2014, family="nin", notes=v.note, min_input_size=4)
+    return imagenet_cfg(  # conv1 8 -> pool1 4 -> pool2 2 -> pool3 1 (ceil mode)
+        paper=PAPER, year=2014, family="nin", notes=v.note, min_input_size=39, small_input_size=67
     )
 
 

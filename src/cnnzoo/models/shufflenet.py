@@ -60,11 +60,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.conv import ConvNormAct, make_divisible
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init, normal_init
 from cnnzoo.layers.shuffle import ChannelShuffle
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -287,17 +287,10 @@ def _cfg(name: str) -> ModelConfig:
     """The registry config of one :data:`VARIANTS` row."""
     v = VARIANTS[name]
     source = "Zhang et al. 2018, Table 2 (1x, single crop; the paper gives top-1 error)"
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=33,  # last map ceil(s / 32) >= 2 for batch norm in training
-        num_classes=1000,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+    return imagenet_cfg(  # min input 33: the last map ceil(s / 32) >= 2 for batch norm in training
         paper=PAPER,
         year=2018,
         family="shufflenet_v1",
-        small_input_size=64,
-        small_input_mode="resize",
         notes=f"Table 1 with g={v.groups} at 1x; width= rounds conv1 to g and stage 2 to 4g (not in the paper)",
         extra={
             "reported": {

@@ -49,9 +49,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.layers.conv import ConvNormAct
 from cnnzoo.layers.shuffle import ChannelShuffle
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -199,17 +199,10 @@ def _cfg(name: str) -> ModelConfig:
     v = VARIANTS[name]
     reported = {"dataset": "imagenet", "top1": round(100 - v.top1_error, 1), "crop": 224,
                 "source": "Ma et al. 2018, Table 8 (top-1 error, single crop)"}  # fmt: skip
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=33,  # last map ceil(s / 32) >= 2 for batch norm in training
-        num_classes=1000,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+    return imagenet_cfg(  # min input 33: the last map ceil(s / 32) >= 2 for batch norm in training
         paper=PAPER,
         year=2018,
         family="shufflenet_v2",
-        small_input_size=64,
-        small_input_mode="resize",
         notes="Table 5; torchvision's layout (its files load through a key map)",
         extra={
             "reported": reported,

@@ -62,10 +62,10 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.errors import ConfigError
 from cnnzoo.layers.conv import ConvNormAct
 from cnnzoo.layers.init import init_weights_, normal_init
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -315,19 +315,13 @@ def _cfg(name: str) -> ModelConfig:
     extra: dict[str, Any] = {"reported": v.reported}
     if v.macs is not None:
         extra["macs"] = v.macs
-    return ModelConfig(
-        input_size=(3, 224, 224),
-        min_input_size=v.min_input_size,
-        num_classes=1000,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+    return imagenet_cfg(  # 28x28 resized to 64: fire9 sees 3x3 (v1.1: 4x4)
         paper=PAPER,
         year=2016,
         family="squeezenet",
-        small_input_size=64,  # fire9 sees 3x3 (v1.1: 4x4)
-        small_input_mode="resize",
         notes=v.note,
         extra=extra,
+        min_input_size=v.min_input_size,
     )
 
 

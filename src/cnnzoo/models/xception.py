@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from cnnzoo.data.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from cnnzoo.layers.init import he_normal_init, init_weights_, norm_init
 from cnnzoo.layers.mbconv import SeparableConv2d
+from cnnzoo.models._config import imagenet_cfg
 from cnnzoo.models.base import FeatureInfo, ZooModel
 from cnnzoo.registry import ModelConfig, register_model
 
@@ -188,17 +189,14 @@ class Xception(ZooModel):
 
 def _cfg(name: str) -> ModelConfig:
     """The registry config of ``xception``."""
-    return ModelConfig(
-        input_size=(3, 299, 299),
+    return imagenet_cfg(
+        input_size=299,
         min_input_size=39,  # conv1/conv2 (valid) to 17, four ceil-halving pools to 2x2 for batch norm
-        num_classes=1000,
         mean=IMAGENET_INCEPTION_MEAN,
         std=IMAGENET_INCEPTION_STD,
         paper=PAPER,
         year=2017,
         family="xception",
-        small_input_size=64,
-        small_input_mode="resize",
         notes="Fig. 5; symmetric max-pool padding as timm's legacy_xception (Keras pads TF 'same')",
         extra={
             "reported": {

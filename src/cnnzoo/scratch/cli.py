@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--workers", type=int, default=1, help="data-parallel threads (each with 1 BLAS thread)")
     t.add_argument("--micro-batch", type=int, default=64, help="largest micro-batch per forward/backward")
     t.add_argument("--out", default=None, help="run directory (default runs/scratch-MODEL-TIME)")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace the run that --out already holds (else refused)"
+    )
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -69,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=args.out,
     )
     console = Console()
-    s = fit(cfg, console=console, progress=args.progress)
+    s = fit(cfg, console=console, progress=args.progress, overwrite=args.overwrite)
     console.print(
         f"[bold green]test top-1 {s['test_top1']:.2f}%[/] after {s['epochs']} epochs, "
         f"{s['wall_seconds']:.1f} s wall, {s['images_per_second']:,.0f} img/s (NumPy engine); "

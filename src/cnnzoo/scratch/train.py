@@ -26,7 +26,7 @@ import numpy as np
 
 from cnnzoo.errors import ConfigError
 from cnnzoo.io import atomic_write, sha256_file
-from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError
+from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError, claim
 from cnnzoo.scratch import ops
 from cnnzoo.scratch.blas import get_blas_threads, set_blas_threads
 from cnnzoo.scratch.layers import Sequential
@@ -70,6 +70,8 @@ class ScratchTrainConfig:
     out: str | None = None
 
     def validate(self) -> ScratchTrainConfig:
+        """Check every value (types first: ``"2"`` or 2.5 epochs are refused); raise ConfigError."""
+        _check_types(self)
         checks = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -90,6 +92,24 @@ class ScratchTrainConfig:
             if not ok:
                 raise ConfigError(msg)
         return self
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_types(cfg: ScratchTrainConfig) -> None:
+    """Each field's value has its annotated type (``X | None`` allows None; an int is a float)."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        hint = str(f.type)
+        if v is None and "None" in hint:
+            continue
+        kind = next(t for t in (bool, int, float, str) if hint.startswith(t.__name__))
+        ok = isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+        if kind is float:
+            ok = isinstance(v, int | float) and not isinstance(v, bool)
+        if not ok:
+            raise ConfigError(f"{f.name} must be {_KINDS[kind]}, got {v!r} ({type(v).__name__})")
 
 
 def prepare_images(
@@ -206,7 +226,7 @@ def _setup(cfg: ScratchTrainConfig) -> _Run:
     if cfg.threads or cfg.workers > 1:
         set_blas_threads(cfg.threads or 1)
     net = create_net(cfg.model, seed=cfg.seed)
-    out = Path(cfg.out) if cfg.out else Path("runs") / f"scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(cfg.out)
     xtr, ytr, spec, _ = load_arrays(cfg.data, "train", data_dir=cfg.data_dir)
     xte, yte, _, _ = load_arrays(cfg.data, "test", data_dir=cfg.data_dir)
     xtr, ytr = _subset(xtr, ytr, cfg.train_samples, cfg.seed)
@@ -304,13 +324,35 @@ def _write_summary(
     return summary
 
 
-def fit(cfg: ScratchTrainConfig, *, console=None, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg.model`` with the NumPy engine and write the run directory; return the summary."""
-    from rich.console import Console
+def fit(
+    cfg: ScratchTrainConfig, *, console=None, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """Train ``cfg.model`` with the NumPy engine and write the run directory; return the summary.
 
+    ``cfg.out`` must not hold a run unless ``overwrite`` (:func:`cnnzoo.rundir.claim`); a run that
+    fails removes what it created there (this engine writes no checkpoint to resume).
+
+    Raises:
+        RunExistsError: ``cfg.out`` holds a run and ``overwrite`` is false.
+        RunDirError: ``cfg.out`` is a file or cannot be written.
+        TrainingDivergedError: the loss became NaN or infinite.
+    """
     cfg.validate()
     if cfg.lr is None:
         cfg = dataclasses.replace(cfg, lr=DEFAULT_LR.get(cfg.model, 0.05))
+    if cfg.out is None:
+        cfg = dataclasses.replace(cfg, out=f"runs/scratch-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    made = claim(cfg.out, overwrite=overwrite, resume_hint=False)
+    try:
+        return _fit(cfg, console, progress)
+    except BaseException:
+        made.release()
+        raise
+
+
+def _fit(cfg: ScratchTrainConfig, console, progress: bool) -> dict[str, Any]:
+    from rich.console import Console
+
     console = console or Console()
     t_start = time.perf_counter()
     r = _setup(cfg)

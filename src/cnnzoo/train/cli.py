@@ -85,6 +85,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="continue the interrupted run in DIR exactly (flags given here override its config)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out already holds (without it, such a directory is refused)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
     p.add_argument(
         "--model-arg",
@@ -174,6 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="the main job: cost tables, then LeNet-5 on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
+    p.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
     p.add_argument("--model", default="lenet5_relu")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--data-dir", default=None)
@@ -218,10 +224,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 resume=args.resume,
                 overrides=overrides_from_args(args),
+                overwrite=args.overwrite,
             )
         else:
             cfg = config_from_args(args)
-            s = fit(cfg, console=console, progress=not args.no_progress)
+            s = fit(cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite)
     except TrainingInterrupted as e:
         print(f"cnnzoo train: {e}", file=sys.stderr)
         return 130
@@ -267,11 +274,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from cnnzoo.data import load_dataset, resolve_input
     from cnnzoo.data.feed import DataFeed
+    from cnnzoo.errors import ConfigError
     from cnnzoo.rundir import RunDir
     from cnnzoo.train.evaluate import evaluate
-    from cnnzoo.train.runs import default_weights_from, load_run
+    from cnnzoo.train.runs import default_weights_from, load_run, run_test_indices
     from cnnzoo.train.setup import select_device
 
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = select_device(args.device)
     kind = args.weights_from or default_weights_from(args.run_dir)
     model, cfg = load_run(args.run_dir, device=str(device), weights_from=kind)
@@ -281,6 +291,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ds = select_classes(ds, cfg.get("classes") or ())  # a --classes run is scored on its classes
     size, mode = resolve_input(model.default_cfg, cfg.get("input_size"), ds.images.shape[-1])
     feed = DataFeed(ds, size=size, mode=mode, in_chans=model.in_chans, device=device)
+    subset = run_test_indices(cfg, len(feed))
+    if subset is not None:  # the run's --test-samples subset: what its recorded accuracy is on
+        feed = feed.select(subset)
     predict = None
     if cfg.get("eval_mode", "none") != "none":
         from cnnzoo.train.tta import predict as tta_predict
@@ -289,18 +302,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return tta_predict(m, x, mode=cfg["eval_mode"], crop=cfg.get("eval_crop"))
 
     ev = evaluate(model, feed.batches(args.batch_size), num_samples=len(feed), predict=predict)
+    images = f"{len(feed):,} images" + (
+        f", the run's --test-samples subset of {len(ds):,}" if subset is not None else ""
+    )
     msg = (
-        f"{cfg['model']} ({kind} weights) on {cfg['data']} test ({len(ds):,} images): top-1 {ev['top1']:.2f}%  "
+        f"{cfg['model']} ({kind} weights) on {cfg['data']} test ({images}): top-1 {ev['top1']:.2f}%  "
         f"top-5 {ev['top5']:.2f}%  loss {ev['loss']:.4f}"
     )
-    run = RunDir(args.run_dir)
-    if run.summary.is_file():
-        s = run.read_summary()
-        rec = s.get(
-            f"{kind}_test_top1", s.get("test_top1") if s.get("reported_weights", "raw") == kind else None
-        )
-        if rec is not None:
-            msg += f"  (recorded at training: {rec:.2f}%)"
+    s = RunDir(args.run_dir).read_summary()  # load_run checked that it is there
+    rec = s.get(f"{kind}_test_top1", s.get("test_top1") if s.get("reported_weights", "raw") == kind else None)
+    if rec is not None:
+        msg += f"  (recorded at training: {rec:.2f}%)"
     Console().print(msg)
     return 0
 
@@ -310,9 +322,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rich.rule import Rule
 
     from cnnzoo.analysis.cli import print_demo_tables
+    from cnnzoo.rundir import claim
     from cnnzoo.train.config import TrainConfig
     from cnnzoo.train.loop import fit
 
+    claim(args.out, overwrite=args.overwrite, write=False)  # refuse before minutes of tables, not after
     console = Console()
     console.print(Rule("cost tables"))
     print_demo_tables(console, args.model, batch_size=128)
@@ -320,7 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = TrainConfig(model=args.model, out=args.out, data_dir=args.data_dir)
     if args.epochs:
         cfg.epochs = args.epochs
-    s = fit(cfg, console=console, progress=not args.no_progress)
+    s = fit(cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite)
     console.print(Rule("result"))
     _print_summary(console, s, args.out)
     return 0

@@ -23,6 +23,7 @@ thread count, a resumed run reproduces the uninterrupted run's ``weights_sha256`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -39,14 +40,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnzoo.data.feed import Feed
-from cnnzoo.errors import CnnzooError
-from cnnzoo.rundir import METRIC_CORE, TrainingDivergedError
+from cnnzoo.errors import CnnzooError, ConfigError
+from cnnzoo.rundir import METRIC_CORE, TrainingDivergedError, claim
 from cnnzoo.train import distributed as D
 from cnnzoo.train import progress as P
 from cnnzoo.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.evaluate import evaluate, logits_of
-from cnnzoo.train.setup import Run, RunHooks, build_run, new_state, resolved_config, resume_config
+from cnnzoo.train.setup import (
+    Run,
+    RunHooks,
+    build_run,
+    default_out_dir,
+    new_state,
+    resolved_config,
+    resume_config,
+)
 from cnnzoo.train.state import EpochTally, RunState, rng_state
 
 __all__ = [
@@ -58,6 +67,7 @@ __all__ = [
     "evaluate_test_if_due",
     "record_epoch",
     "save_run_checkpoint",
+    "check_good",
     "finish",
     "resume_state",
     "Hooks",
@@ -125,15 +135,79 @@ def _shuffle_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**63)
 
 
-def _diverged(run: Run, value: float, epoch: int, step: int) -> TrainingDivergedError:
-    kept = (
-        f"; the last good checkpoint is kept: resume it with `cnnzoo train --resume {run.dir.path}`"
-        if run.dir.has_checkpoint()
-        else ""
-    )
+#: A loss above this many times its first value (or 1, if more) is exploding: weights that produce
+#: it are already ruined (a train loss of 3e32 came with weights of size 1e26), so no checkpoint
+#: keeps them. Training that works never climbs a thousandfold above its starting loss.
+EXPLODING = 1000.0
+
+
+def _exploding(state: RunState, loss: float) -> bool:
+    ref = state.loss_reference
+    return math.isfinite(ref) and loss > EXPLODING * max(ref, 1.0)
+
+
+def _diverged(run: Run, what: str, epoch: int, step: int) -> TrainingDivergedError:
+    """The error of a run that diverged: what went wrong, where, and the checkpoint to go back to."""
+    lower = f"{run.cfg.lr / 10:g}"
+    ckpts = run.dir.checkpoint_files()
+    if run.dir.has_checkpoint() and ckpts:
+        good = int(ckpts[-1].stem.split("-")[-1])
+        kept = (
+            f"; the last good checkpoint is kept (after step {good}): resume it with a lower lr, "
+            f"`cnnzoo train --resume {run.dir.path} --lr {lower}`"
+        )
+    else:
+        kept = "; no good checkpoint was written, so start again with a lower --lr or add warmup"
     return TrainingDivergedError(
-        f"loss became {value} at epoch {epoch + 1}, step {step}; lower --lr (now {run.cfg.lr}) or add warmup{kept}"
+        f"{what} at epoch {epoch + 1}, step {step}; the run diverged: lower --lr (now {run.cfg.lr:g}, "
+        f"e.g. {lower}) or add warmup{kept}"
     )
+
+
+def _loss_problem(state: RunState, loss: float) -> str | None:
+    """Why a loss value means divergence (NaN, infinite or exploding), or None if it is healthy."""
+    if not math.isfinite(loss):
+        return f"loss became {loss}"
+    if _exploding(state, loss):
+        return f"loss exploded to {loss:.3g} (over {EXPLODING:g}x its first value {state.loss_reference:.3g})"
+    return None
+
+
+def _bad_tensor(module: nn.Module) -> str | None:
+    """The name of the first parameter or buffer holding a NaN or inf, or None (one device sync)."""
+    named = [(k, v) for k, v in module.state_dict().items() if v.is_floating_point()]
+    if not named:
+        return None
+    ok = torch.stack([torch.isfinite(v).all() for _, v in named])
+    if bool(ok.all()):
+        return None
+    return named[int((~ok).nonzero()[0])][0]
+
+
+def check_good(run: Run, state: RunState, evals: dict[str, dict] | None = None, *, split: str = "") -> None:
+    """Refuse to go on (and so to checkpoint) unless the run is healthy.
+
+    A checkpoint is good only when the weights (and their EMA) are finite and the epoch's losses so
+    far are finite and not exploding (:data:`EXPLODING`); ``evals`` (a :func:`evaluate_split` result
+    on ``split``) must have finite losses too.
+
+    Raises:
+        TrainingDivergedError: naming what diverged and the last good checkpoint, which is kept.
+    """
+    epoch, step = state.epoch, state.step_in_epoch
+    if state.tally.seen:
+        why = _loss_problem(state, state.tally.loss_sum / state.tally.seen)
+        if why:
+            raise _diverged(run, f"the epoch's mean {why}", epoch, step)
+    modules = {"weights": state.model} | ({"EMA weights": state.ema.module} if state.ema is not None else {})
+    for kind, module in modules.items():
+        bad = _bad_tensor(module)
+        if bad is not None:
+            raise _diverged(run, f"the {kind} became NaN or infinite ({bad})", epoch, step)
+    for kind, ev in (evals or {}).items():
+        if not math.isfinite(ev["loss"]):
+            weights = "EMA weights" if kind == "ema" else "weights"
+            raise _diverged(run, f"the {split} loss of the {weights} became {ev['loss']}", epoch, step)
 
 
 # ------------------------------------------------------------------------------------------ the steps
@@ -200,8 +274,11 @@ def train_one_epoch(run: Run, state: RunState, bar: P.ProgressBar, stop: _StopFl
             hooks.on_step(state.global_step, state.model)
         if state.step_in_epoch % CHECK_EVERY == 1 or state.step_in_epoch == spe:
             cur = float(loss.detach())
-            if not math.isfinite(cur):
-                raise _diverged(run, cur, epoch, state.step_in_epoch)
+            if math.isfinite(cur) and not math.isfinite(state.loss_reference):
+                state.loss_reference = cur  # the run's first checked loss: the scale of "exploding"
+            why = _loss_problem(state, cur)
+            if why:
+                raise _diverged(run, why, epoch, state.step_in_epoch)
             t = sync()
             bar.update(
                 completed=state.global_step,
@@ -216,8 +293,7 @@ def train_one_epoch(run: Run, state: RunState, bar: P.ProgressBar, stop: _StopFl
         if done:
             break
     state.tally = sync()
-    if not math.isfinite(state.tally.loss_sum):
-        raise _diverged(run, state.tally.loss_sum, epoch, state.step_in_epoch)
+    check_good(run, state)
 
 
 def _stop_or_checkpoint(run: Run, state: RunState, stop: _StopFlag, hooks: Hooks, sync, *, done, bar) -> None:
@@ -281,7 +357,7 @@ def select_on_validation(run: Run, state: RunState, val: dict[str, dict]) -> boo
     state.schedule.step_epoch(ev["loss"])
     improved = state.best.offer(ev["top1"], state.epoch + 1)
     if improved and run.is_main:
-        save_weights(state.model, run.dir.best)
+        state.best.sha256 = save_weights(state.model, run.dir.best)
     if run.cfg.early_stop and state.best.bad_epochs >= run.cfg.early_stop:
         state.stopped_early = True
     return improved
@@ -354,10 +430,10 @@ def save_run_checkpoint(run: Run, state: RunState) -> None:
     """Checkpoint the run (rank 0 writes; every rank's RNG state is gathered into it).
 
     Raises:
-        TrainingDivergedError: the epoch's loss sum is not finite (a NaN never reaches disk).
+        TrainingDivergedError: the run is not healthy (:func:`check_good`): a bad checkpoint never
+            reaches disk, and the last good one stays.
     """
-    if not math.isfinite(state.tally.loss_sum):
-        raise _diverged(run, state.tally.loss_sum, state.epoch, state.step_in_epoch)
+    check_good(run, state)
     rngs = D.all_gather_objects(rng_state(state.aug_generator), run.dist)
     if not run.is_main:
         return
@@ -389,10 +465,13 @@ def resume_state(run: Run, state: RunState) -> None:
             f"{out} was trained with the validation split {saved_split}, this config draws "
             f"{run.data.val_split}; resume with the run's own --val-samples, --seed and data"
         )
+    saved_lr = run.dir.read_config().get("lr", run.cfg.lr)
     try:
         state.load_state_dict(st, rank=run.dist.rank)
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{out}: the checkpoint's training state does not fit this run ({e})") from e
+    if saved_lr and run.cfg.lr != saved_lr:  # `--resume DIR --lr X`: the schedule goes on at the new peak
+        state.schedule.scale_base_lrs(run.cfg.lr / saved_lr)
 
 
 def _announce(run: Run, state: RunState, *, resumed: bool) -> None:
@@ -420,6 +499,7 @@ def fit(
     overrides: dict[str, Any] | None = None,
     report: bool = True,
     run_hooks: RunHooks | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory. Returns the summary dict.
 
@@ -434,15 +514,53 @@ def fit(
         report: write the end-of-run plots and confusion matrix (tests turn it off for speed).
         run_hooks: how a caller builds the model, groups the parameters and acts at each epoch's
             start (:class:`~cnnzoo.train.setup.RunHooks`; ``cnnzoo.train.finetune`` uses them).
+        overwrite: replace a run that ``cfg.out`` already holds (else that is an error).
+
+    A new run that fails before its first checkpoint removes what it created in ``cfg.out`` (and
+    only that); once there is a checkpoint, everything stays, to be resumed.
 
     Raises:
         TrainingInterrupted: after Ctrl-C/SIGTERM, once the checkpoint is saved.
-        TrainingDivergedError: the loss became NaN/inf; the last good checkpoint is kept.
+        TrainingDivergedError: the loss or the weights diverged; the last good checkpoint is kept.
         CheckpointError: ``resume`` points at a missing, truncated or foreign checkpoint.
+        RunExistsError: ``cfg.out`` holds a run and neither ``resume`` nor ``overwrite`` was given.
+        RunDirError: ``cfg.out`` is a file or cannot be written.
     """
     t_start = time.perf_counter()
+    made = None
     if resume is not None:
+        if overwrite:
+            raise ConfigError("--resume continues the run in its directory; drop --overwrite (or --resume)")
         cfg = resume_config(resume, overrides)
+    else:
+        if not isinstance(cfg, TrainConfig):
+            raise ConfigError(
+                f"fit takes a TrainConfig, got {type(cfg).__name__}; build one with TrainConfig.from_dict(...)"
+            )
+        out = default_out_dir(cfg.model) if cfg.out is None else cfg.out
+        cfg = dataclasses.replace(cfg, out=str(out)).validate()
+        made = claim(cfg.out, overwrite=overwrite, write=D.detect().is_main)
+    try:
+        return _fit(
+            cfg, t_start, console, progress, resume, Hooks(stop_after_steps, on_step), report, run_hooks
+        )
+    except BaseException:
+        if made is not None and not made.run.has_checkpoint():
+            made.release()  # nothing to resume: leave --out as it was before the run
+        raise
+
+
+def _fit(
+    cfg: TrainConfig,
+    t_start: float,
+    console,
+    progress: bool,
+    resume,
+    hooks: Hooks,
+    report: bool,
+    run_hooks=None,
+):
+    """:func:`fit` once ``--out`` is claimed: build, restore, loop over the epochs, finish."""
     run = build_run(cfg, t_start=t_start, console=console, hooks=run_hooks)
     state = new_state(run)
     if resume is not None:
@@ -450,7 +568,7 @@ def fit(
     _announce(run, state, resumed=resume is not None)
     from cnnzoo.train.report import TensorBoardLogger
 
-    hooks, test = Hooks(stop_after_steps, on_step), {}
+    test = {}
     bar = P.ProgressBar(
         run.console,
         total=run.total_steps,
@@ -465,8 +583,10 @@ def fit(
                 run.hooks.on_epoch_start(run, state)
             train_one_epoch(run, state, bar, stop, hooks)
             val = evaluate_split(run, state, run.data.val)
+            check_good(run, state, val, split="validation")  # before best.safetensors is written
             improved = select_on_validation(run, state, val)
             test = evaluate_test_if_due(run, state)
+            check_good(run, state, test, split="test")
             record_epoch(run, state, val, test, tb, improved=improved)
             save_run_checkpoint(run, state)
     summary = finish(run, state, test, report=report) if run.is_main else {}
@@ -572,6 +692,8 @@ def finish(run: Run, state: RunState, test: dict[str, dict], *, report: bool = T
         summary.update(
             best_val_top1=state.best.top1, best_val_epoch=state.best.epoch, best_file=run.dir.best.name
         )
+        if state.best.sha256:
+            summary.update(best_sha256=state.best.sha256)
         summary.update(stopped_early=state.stopped_early)
     if ema_sha is not None:
         summary.update(ema_sha256=ema_sha, ema_file=run.dir.ema.name, ema_decay=cfg.ema)

@@ -510,7 +510,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as e:  # yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError
-        raise ConfigError(f"{path} could not be parsed as {ext[1:].upper()}: {e}") from e
+        mark = getattr(e, "problem_mark", None)  # YAML: where, without its multi-line caret drawing
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        why = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise ConfigError(
+            f"{path} could not be parsed as {ext[1:].upper()}{where}: {why}; fix the file"
+        ) from e
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of config fields at the top level, got {type(data).__name__}"

@@ -223,6 +223,14 @@ class Schedule:
             g["initial_lr"] = base
         self._apply()
 
+    def scale_base_lrs(self, factor: float) -> None:
+        """Multiply every group's base lr by ``factor`` (a resume with another ``--lr``): the curve
+        goes on where it was, at the new peak."""
+        self.base_lrs = [b * factor for b in self.base_lrs]
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            g["initial_lr"] = base
+        self._apply()
+
     def __repr__(self) -> str:
         return (
             f"Schedule({self.name!r}, step={self.step}/{self.total_steps}, warmup={self.warmup_steps}, "

@@ -56,9 +56,21 @@ def select_device(name: str = "auto") -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps" if mps and mps.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(
+            f"unknown --device {name!r}; use auto, cpu, cuda, cuda:N (N a GPU index) or mps"
+        ) from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name!r} is not supported here; use auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"--device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+            f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     if dev.type == "mps" and not (mps and mps.is_available()):
         raise ConfigError("--device mps requested but MPS is not available; use --device cpu or auto")
     return dev
@@ -224,6 +236,12 @@ def open_data(cfg: TrainConfig, device: torch.device, memory_format, hooks: RunH
     """The train/validation/test feeds and the model (not yet on ``device``)."""
     get_model_config(cfg.model)  # imports the model modules first: importing must not shift the seed
     build = _model_builder(cfg, hooks or RunHooks())
+    counts = sorted({"num_classes", "in_chans"} & set(cfg.model_kwargs))
+    if counts:
+        raise ConfigError(
+            f"--model-arg {counts[0]}=... is not a builder keyword here: the trainer sets {counts[0]} "
+            "from the data; drop it"
+        )
     if dataset_spec(cfg.data).streaming:
         train, test, model, size = _open_imagefolder(cfg, device, memory_format, build)
         mode = "resize"

@@ -40,6 +40,7 @@ class BestRecord:
     top1: float = -math.inf
     epoch: int = 0
     bad_epochs: int = 0
+    sha256: str = ""  # of best.safetensors, checked when it is loaded
 
     def offer(self, top1: float, epoch: int) -> bool:
         """Record epoch ``epoch``'s validation top-1; True if it is a new best."""
@@ -92,6 +93,8 @@ class RunState:
         best: the best validation top-1 and its epoch (``--val-samples``).
         stopped_early: ``--early-stop`` ended the run.
         totals: time and images over the whole run.
+        loss_reference: the run's first checked training loss (NaN until then): the scale against
+            which a loss counts as exploding (:data:`cnnzoo.train.loop.EXPLODING`).
     """
 
     model: nn.Module
@@ -108,6 +111,7 @@ class RunState:
     best: BestRecord = field(default_factory=BestRecord)
     stopped_early: bool = False
     totals: Totals = field(default_factory=Totals)
+    loss_reference: float = math.nan
 
     def state_dict(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
         """The checkpoint's contents, less the weights (``rng``: every rank's :func:`rng_state`)."""
@@ -125,6 +129,7 @@ class RunState:
             "best": asdict(self.best),
             "stopped_early": self.stopped_early,
             "totals": asdict(self.totals),
+            "loss_reference": self.loss_reference,
         }
 
     def load_state_dict(self, st: dict[str, Any], *, rank: int = 0) -> None:
@@ -148,3 +153,4 @@ class RunState:
         self.best = BestRecord(**st["best"])
         self.stopped_early = bool(st["stopped_early"])
         self.totals = Totals(**st["totals"])
+        self.loss_reference = float(st.get("loss_reference", math.nan))  # absent before issue 11
