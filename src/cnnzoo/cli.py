@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "cnnzoo.train.cli",  # train, recipes, eval, demo
     "cnnzoo.analysis.cli",  # summary, compare
     "cnnzoo.scratch.cli",  # scratch train / scratch explain
+    "cnnzoo.train.finetune_cli",  # finetune
+    "cnnzoo.weights_cli",  # weights inspect / convert, export
     "cnnzoo.experiments.cli",  # experiment list / experiment run
     "cnnzoo.report.cli",  # report
 )

@@ -99,6 +99,13 @@ __all__ = [
     "convert_state_dict",
     "load_weights",
     "build_with_weights",
+    "Preprocessing",
+    "PREPROCESSING_KEY",
+    "file_format",
+    "read_preprocessing",
+    "default_preprocessing",
+    "save_cnnzoo_weights",
+    "apply_preprocessing",
 ]
 
 StateDict = dict[str, Tensor]
@@ -810,7 +817,156 @@ def build_with_weights(
         in_chans = args.get("in_chans") if in_chans is None else in_chans
     model = create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
     _load_state(model, state, label, run_model, strict=True, warn=True, stacklevel=4)
+    if not isinstance(weights, Mapping):
+        pre = read_preprocessing(weights)
+        if pre is not None:
+            apply_preprocessing(model, pre)
     return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# Preprocessing beside the weights: what `cnnzoo weights convert` writes and create_model reads back
+
+#: the safetensors metadata key of :class:`Preprocessing` (a JSON object)
+PREPROCESSING_KEY = "cnnzoo_preprocessing"
+
+
+class Preprocessing(NamedTuple):
+    """How images must be prepared for a file's weights, as ``cnnzoo weights convert`` records it.
+
+    Attributes:
+        mean, std: per-channel normalisation, after scaling pixels to [0, 1].
+        input_size: ``(C, H, W)`` the weights were trained (or evaluated) at.
+        interpolation: the resize filter (``bilinear``, ``bicubic``); ``pad`` for a run that
+            zero-padded its 28×28 images (LeNet's 32×32 convention).
+        class_names: the classifier's classes, index = output (empty when unknown).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_size: tuple[int, int, int]
+    interpolation: str = "bilinear"
+    class_names: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()})
+
+    @classmethod
+    def from_json(cls, text: str, label: str = "the file") -> Preprocessing:
+        try:
+            d = json.loads(text)
+            return cls(
+                mean=tuple(float(v) for v in d["mean"]),
+                std=tuple(float(v) for v in d["std"]),
+                input_size=tuple(int(v) for v in d["input_size"]),  # type: ignore[arg-type]
+                interpolation=str(d.get("interpolation", "bilinear")),
+                class_names=tuple(str(c) for c in d.get("class_names", ())),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise WeightsError(
+                f"{label}'s {PREPROCESSING_KEY} metadata is damaged ({_first_line(e)}); convert the file again"
+            ) from e
+
+
+def file_format(path: str | PathLike) -> str:
+    """``"safetensors"`` or ``"pytorch"`` (a ``torch.save`` file), sniffed from the bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    return "safetensors" if _is_safetensors(path) else "pytorch"
+
+
+def read_preprocessing(path: str | PathLike) -> Preprocessing | None:
+    """The :class:`Preprocessing` in a safetensors file's metadata, or None (no metadata, a .pth)."""
+    path = Path(path)
+    if not path.is_file() or not _is_safetensors(path):
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError):
+        return None  # read_state_dict has already said what is wrong with the file
+    text = meta.get(PREPROCESSING_KEY)
+    return None if text is None else Preprocessing.from_json(text, str(path))
+
+
+def _run_preprocessing(path: Path, model: nn.Module) -> Preprocessing | None:
+    """A run's data: its dataset's mean, std and classes (its ``--classes``), its input size and mode."""
+    try:
+        cfg = json.loads((path.parent / "config.json").read_text())
+        from cnnzoo.data.datasets import dataset_spec
+
+        spec = dataset_spec(cfg["data"])
+    except (OSError, ValueError, KeyError, CnnzooError):
+        return None
+    names = spec.classes
+    if cfg.get("classes"):
+        names = tuple(names[c] for c in cfg["classes"] if 0 <= c < len(names))
+    side = int(cfg.get("input_size") or model.default_cfg.input_size[-1])
+    c = int(getattr(model, "in_chans", len(spec.mean)))
+    mean, std = spec.mean, spec.std
+    if len(mean) != c:  # the feed repeats a gray channel or averages colour (cnnzoo.data.transforms)
+        mean, std = (sum(mean) / len(mean),) * c, (sum(std) / len(std),) * c
+    interp = "pad" if cfg.get("input_mode") == "pad" else "bilinear"
+    return Preprocessing(tuple(mean), tuple(std), (c, side, side), interp, tuple(names))
+
+
+def default_preprocessing(
+    model: nn.Module, source: str | PathLike | None = None, library: str = ""
+) -> Preprocessing:
+    """What a converted file records when the user gives nothing else: a cnnzoo run's own data
+    (from its config.json beside ``source``); else the model config's mean, std and input size,
+    bilinear, and ImageNet's class names for a torchvision or timm head of 1000 classes."""
+    if source is not None:
+        run = _run_preprocessing(Path(source), model)
+        if run is not None:
+            return run
+    cfg = model.default_cfg
+    c = int(getattr(model, "in_chans", cfg.input_size[0]))
+    mean, std = cfg.mean, cfg.std
+    if len(mean) != c:
+        mean, std = (sum(mean) / len(mean),) * c, (sum(std) / len(std),) * c
+    names: tuple[str, ...] = ()
+    if library in LIBRARIES and getattr(model, "num_classes", None) == 1000:
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+        names = tuple(_IMAGENET_CATEGORIES)
+    return Preprocessing(tuple(mean), tuple(std), (c, *cfg.input_size[1:]), "bilinear", names)
+
+
+def save_cnnzoo_weights(
+    state: Mapping[str, Tensor],
+    path: str | PathLike,
+    *,
+    model: str,
+    preprocessing: Preprocessing,
+    source: str = "",
+) -> Path:
+    """Write a state dict in cnnzoo keys as safetensors, atomically, with the preprocessing in its
+    metadata (:data:`PREPROCESSING_KEY`), the model's name and the source file's name."""
+    from safetensors.torch import save_file
+
+    from cnnzoo.io import atomic_write
+
+    meta = {"format": "pt", "cnnzoo_model": model, PREPROCESSING_KEY: preprocessing.to_json()}
+    if source:
+        meta["cnnzoo_source"] = source
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def apply_preprocessing(model: nn.Module, pre: Preprocessing) -> None:
+    """Set a built model's ``default_cfg`` mean, std and input size from ``pre``; its interpolation
+    and class names go to ``default_cfg.extra`` (``interpolation``, ``class_names``)."""
+    from dataclasses import replace
+
+    cfg = getattr(model, "default_cfg", None)
+    if cfg is None:
+        return
+    extra = {**cfg.extra, "interpolation": pre.interpolation, "class_names": list(pre.class_names)}
+    model.default_cfg = replace(cfg, mean=pre.mean, std=pre.std, input_size=pre.input_size, extra=extra)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -68,12 +68,9 @@ def _flag_kwargs(name: str, hint: Any) -> dict[str, Any]:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every TrainConfig field as a flag (default SUPPRESS: only given flags reach the namespace)."""
-    import dataclasses
-
-    from cnnzoo.train.config import FIELD_HELP, TrainConfig
+    from cnnzoo.train.config import TrainConfig
 
     d = TrainConfig()
-    hints = typing.get_type_hints(TrainConfig)
     p.add_argument(
         "model",
         nargs="?",
@@ -102,9 +99,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra builder keyword, e.g. --model-arg criterion=map (repeatable)",
     )
-    g = p.add_argument_group("config fields (override the recipe and --config)")
+    add_config_arguments(p.add_argument_group("config fields (override the recipe and --config)"))
+
+
+def add_config_arguments(g: argparse._ActionsContainer, exclude: tuple[str, ...] = ("model",)) -> None:
+    """A flag per TrainConfig field but ``exclude`` (default SUPPRESS); ``cnnzoo finetune`` shares them."""
+    import dataclasses
+
+    from cnnzoo.train.config import FIELD_HELP, TrainConfig
+
+    d = TrainConfig()
+    hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "model":
+        if f.name in exclude:
             continue
         default = getattr(d, f.name)
         g.add_argument(
@@ -278,7 +285,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     kind = args.weights_from or default_weights_from(args.run_dir)
     model, cfg = load_run(args.run_dir, device=str(device), weights_from=kind)
+    from cnnzoo.data.subsets import select_classes
+
     ds = load_dataset(cfg["data"], "test", data_dir=args.data_dir or cfg.get("data_dir"))
+    ds = select_classes(ds, cfg.get("classes") or ())  # a --classes run is scored on its classes
     size, mode = resolve_input(model.default_cfg, cfg.get("input_size"), ds.images.shape[-1])
     feed = DataFeed(ds, size=size, mode=mode, in_chans=model.in_chans, device=device)
     subset = run_test_indices(cfg, len(feed))

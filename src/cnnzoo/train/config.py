@@ -63,6 +63,8 @@ FIELD_HELP: dict[str, str] = {
     "eval_every": "evaluate on the test set every N epochs and after the last one (0 = after the last "
     "one only)",
     "train_samples": "train on a random subset of N images (of those left after --val-samples)",
+    "classes": "keep only these class ids of the dataset, relabelled 0..k-1 in the order given, e.g. 5,6,7,8,9",
+    "train_per_class": "train on N images of each class, drawn by --seed (of those left after --val-samples)",
     "val_samples": "hold out N training images (drawn by --seed) as a validation split; the plateau "
     "schedule, best.safetensors and --early-stop read it (0 = none)",
     "early_stop": "stop after N epochs without a better validation top-1 (0 = off; needs --val-samples)",
@@ -127,6 +129,8 @@ class TrainConfig:
     progressive_sizes: tuple[int, ...] = ()
     eval_every: int = 1
     train_samples: int | None = None
+    classes: tuple[int, ...] = ()
+    train_per_class: int | None = None
     val_samples: int = 0
     test_samples: int | None = None
     early_stop: int = 0
@@ -157,6 +161,8 @@ class TrainConfig:
                 if isinstance(self.progressive_sizes, list)
                 else (self.progressive_sizes,)
             )
+        if isinstance(self.classes, list | int):
+            self.classes = tuple(self.classes) if isinstance(self.classes, list) else (self.classes,)
         if isinstance(self.scale_jitter, list):
             self.scale_jitter = tuple(self.scale_jitter)
 
@@ -259,6 +265,15 @@ class TrainConfig:
             self.train_samples is None or self.train_samples >= 1,
             f"train samples must be >= 1, got {self.train_samples}",
         )
+        self._check_classes()
+        need(
+            self.train_per_class is None or self.train_per_class >= 1,
+            f"train per class must be >= 1 image, got {self.train_per_class}",
+        )
+        need(
+            self.train_per_class is None or self.train_samples is None,
+            "--train-per-class and --train-samples both choose the training subset; give one of them",
+        )
         need(
             self.val_samples >= 0,
             f"val samples must be >= 0 (0 = no validation split), got {self.val_samples}",
@@ -298,6 +313,20 @@ class TrainConfig:
         need(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
         return self
 
+    def _check_classes(self) -> None:
+        """``classes``: distinct non-negative ids (the dataset's class count is checked when it is opened)."""
+        ids = self.classes
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in ids):
+            raise ConfigError(
+                f"--classes must be class ids >= 0, e.g. 5,6,7,8,9; got {','.join(map(str, ids))}"
+            )
+        repeated = sorted({c for c in ids if ids.count(c) > 1})
+        if repeated:
+            raise ConfigError(
+                f"--classes names class {', '.join(map(str, repeated))} more than once ({','.join(map(str, ids))}); "
+                "give each class id once"
+            )
+
     def _check_types(self) -> None:
         simple = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
         for f in dataclasses.fields(self):
@@ -324,7 +353,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for k in ("betas", "milestones", "scale_jitter", "progressive_sizes"):
+        for k in ("betas", "milestones", "scale_jitter", "progressive_sizes", "classes"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d

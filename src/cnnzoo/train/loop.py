@@ -47,7 +47,15 @@ from cnnzoo.train import progress as P
 from cnnzoo.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.evaluate import evaluate, logits_of
-from cnnzoo.train.setup import Run, build_run, default_out_dir, new_state, resolved_config, resume_config
+from cnnzoo.train.setup import (
+    Run,
+    RunHooks,
+    build_run,
+    default_out_dir,
+    new_state,
+    resolved_config,
+    resume_config,
+)
 from cnnzoo.train.state import EpochTally, RunState, rng_state
 
 __all__ = [
@@ -372,6 +380,16 @@ def evaluate_test_if_due(run: Run, state: RunState) -> dict[str, dict]:
     return evaluate_split(run, state, run.data.test, collect=_is_last_epoch(run, state))
 
 
+def group_lrs(state: RunState) -> dict[str, float]:
+    """``lr_NAME`` of each named parameter group (transfer learning's stage groups), in group order."""
+    return {f"lr_{g['name']}": g["lr"] for g in state.optimizer.param_groups if "name" in g}
+
+
+def metric_fields(state: RunState) -> tuple[str, ...]:
+    """metrics.csv's columns: :data:`METRIC_FIELDS`, then an ``lr_NAME`` per named parameter group."""
+    return (*METRIC_FIELDS, *group_lrs(state))
+
+
 def _scores(prefix: str, ev: dict | None) -> dict[str, float]:
     ev = ev or {}
     return {f"{prefix}{k}": ev.get(k, math.nan) for k in ("loss", "top1", "top5")}
@@ -395,10 +413,11 @@ def record_epoch(run: Run, state: RunState, val: dict, test: dict, tb, *, improv
         **_scores("val_", val.get("raw")),
         **_scores("ema_val_", val.get("ema")),
         **_scores("ema_test_", test.get("ema")),
+        **group_lrs(state),
     }
     state.metrics.append(row)
     if run.is_main:
-        run.dir.write_metrics(METRIC_FIELDS, state.metrics)
+        run.dir.write_metrics(metric_fields(state), state.metrics)
         tb.log(row, row["epoch"])
         P.print_epoch(run.console, run, row, improved=improved)
     state.epoch += 1
@@ -466,7 +485,7 @@ def _announce(run: Run, state: RunState, *, resumed: bool) -> None:
     P.print_start(
         run.console, run, state, n_params=n_params, threads=torch.get_num_threads(), resumed=resumed
     )
-    run.dir.write_metrics(METRIC_FIELDS, state.metrics)
+    run.dir.write_metrics(metric_fields(state), state.metrics)
 
 
 def fit(
@@ -479,6 +498,7 @@ def fit(
     on_step: Callable[[int, nn.Module], None] | None = None,
     overrides: dict[str, Any] | None = None,
     report: bool = True,
+    run_hooks: RunHooks | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory. Returns the summary dict.
@@ -492,6 +512,8 @@ def fit(
         on_step: (tests) called as ``on_step(global_step, model)`` after every optimizer step.
         overrides: with ``resume``, fields to change in the saved config (e.g. ``{"epochs": 3}``).
         report: write the end-of-run plots and confusion matrix (tests turn it off for speed).
+        run_hooks: how a caller builds the model, groups the parameters and acts at each epoch's
+            start (:class:`~cnnzoo.train.setup.RunHooks`; ``cnnzoo.train.finetune`` uses them).
         overwrite: replace a run that ``cfg.out`` already holds (else that is an error).
 
     A new run that fails before its first checkpoint removes what it created in ``cfg.out`` (and
@@ -519,16 +541,27 @@ def fit(
         cfg = dataclasses.replace(cfg, out=str(out)).validate()
         made = claim(cfg.out, overwrite=overwrite, write=D.detect().is_main)
     try:
-        return _fit(cfg, t_start, console, progress, resume, Hooks(stop_after_steps, on_step), report)
+        return _fit(
+            cfg, t_start, console, progress, resume, Hooks(stop_after_steps, on_step), report, run_hooks
+        )
     except BaseException:
         if made is not None and not made.run.has_checkpoint():
             made.release()  # nothing to resume: leave --out as it was before the run
         raise
 
 
-def _fit(cfg: TrainConfig, t_start: float, console, progress: bool, resume, hooks: Hooks, report: bool):
+def _fit(
+    cfg: TrainConfig,
+    t_start: float,
+    console,
+    progress: bool,
+    resume,
+    hooks: Hooks,
+    report: bool,
+    run_hooks=None,
+):
     """:func:`fit` once ``--out`` is claimed: build, restore, loop over the epochs, finish."""
-    run = build_run(cfg, t_start=t_start, console=console)
+    run = build_run(cfg, t_start=t_start, console=console, hooks=run_hooks)
     state = new_state(run)
     if resume is not None:
         resume_state(run, state)
@@ -546,6 +579,8 @@ def _fit(cfg: TrainConfig, t_start: float, console, progress: bool, resume, hook
         if tb.missing:
             run.console.print(f"[dim]({tb.missing})[/]")
         while state.epoch < run.n_epochs and not state.stopped_early:
+            if run.hooks.on_epoch_start is not None:
+                run.hooks.on_epoch_start(run, state)
             train_one_epoch(run, state, bar, stop, hooks)
             val = evaluate_split(run, state, run.data.val)
             check_good(run, state, val, split="validation")  # before best.safetensors is written
@@ -651,6 +686,7 @@ def finish(run: Run, state: RunState, test: dict[str, dict], *, report: bool = T
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
         "out": str(run.dir.path),
+        **run.hooks.record,
     }
     if cfg.has_val:
         summary.update(

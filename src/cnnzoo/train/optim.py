@@ -159,6 +159,7 @@ def build_optimizer(
     no_decay_bn_bias: bool = False,
     alpha: float | None = None,
     eps: float | None = None,
+    groups: list[dict[str, Any]] | None = None,
 ) -> torch.optim.Optimizer:
     """An optimizer for ``model`` by name.
 
@@ -175,6 +176,9 @@ def build_optimizer(
         no_decay_bn_bias: exclude norm-layer parameters and biases from weight decay.
         alpha: RMSprop's squared-gradient decay (None: :data:`OPTIMIZER_DEFAULTS`).
         eps: Adam's, AdamW's and RMSprop's epsilon (None: :data:`OPTIMIZER_DEFAULTS`).
+        groups: the parameter groups to optimize instead of :func:`param_groups` of ``model``
+            (transfer learning's per-stage learning rates); a group without ``lr`` or
+            ``weight_decay`` takes ``lr`` and ``weight_decay``.
 
     Raises:
         ConfigError: an unknown name or an impossible value; the message lists the valid names.
@@ -186,7 +190,8 @@ def build_optimizer(
         raise ConfigError(f"lr must be > 0, got {lr}")
     if weight_decay < 0:
         raise ConfigError(f"weight decay must be >= 0, got {weight_decay}")
-    groups = param_groups(model, weight_decay, no_decay_bn_bias=no_decay_bn_bias)
+    if groups is None:
+        groups = param_groups(model, weight_decay, no_decay_bn_bias=no_decay_bn_bias)
     if not groups:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters to optimize")
     if key == "sgd":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,6 +13,7 @@ from cnnzoo.io import sha256_file
 from cnnzoo.registry import create_model
 from cnnzoo.rundir import BEST, RunDir, RunDirError
 from cnnzoo.train.checkpoint import load_weights
+from cnnzoo.train.network_args import WEIGHTS_FROM, add_network_arguments
 
 __all__ = [
     "load_run",
@@ -29,7 +29,6 @@ __all__ = [
     "add_network_arguments",
 ]
 
-WEIGHTS_FROM = ("raw", "ema")
 #: summary.json's record of each weights file a run writes: (file-name key, default name, sha256 key)
 RECORDS = {
     "raw": ("weights_file", "weights.safetensors", "weights_sha256"),
@@ -242,17 +241,3 @@ def open_network(
         )
     model = create_model(str(spec), weights=weights, **model_kwargs)
     return Network(model.to(device).eval(), str(spec), None, {}, None if weights is None else Path(weights))
-
-
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``MODEL | RUN_DIR [--weights FILE] [--weights-from raw|ema]`` arguments, for every loading command."""
-    parser.add_argument("network", metavar="MODEL|RUN_DIR", help="a registered model name or a run directory")
-    parser.add_argument(
-        "--weights", default=None, metavar="FILE", help="a checkpoint for MODEL (torchvision, timm or cnnzoo)"
-    )
-    parser.add_argument(
-        "--weights-from",
-        choices=WEIGHTS_FROM,
-        default=None,
-        help="for a RUN_DIR: the trained weights or their moving average (--ema); default: the ones it reports",
-    )

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,6 +37,7 @@ from cnnzoo.train.state import RunState
 
 __all__ = [
     "Run",
+    "RunHooks",
     "Data",
     "build_run",
     "new_state",
@@ -113,6 +114,39 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     return cfg
 
 
+# ---------------------------------------------------------------------------------------------- hooks
+@dataclass
+class RunHooks:
+    """What a caller changes in how a run is built and stepped (transfer learning uses all four).
+
+    Attributes:
+        build_model: ``build_model(num_classes, in_chans)`` returns the model to train, instead of
+            ``create_model(cfg.model, ...)``; it is called after ``torch.manual_seed(cfg.seed)``. The
+            model must be what ``create_model(cfg.model, num_classes=..., in_chans=model.in_chans,
+            **cfg.model_kwargs)`` builds (same keys), so that ``cnnzoo eval`` reopens the run.
+        param_groups: ``param_groups(model)`` returns the optimizer's parameter groups (each a dict
+            with ``params`` and optionally its own ``lr`` and ``weight_decay``); a group with a
+            ``name`` gets an ``lr_NAME`` column in metrics.csv. Frozen parameters may be in a group:
+            they have no gradient, so the optimizer skips them until they are unfrozen.
+        on_epoch_start: ``on_epoch_start(run, state)`` before each epoch's first step (and before a
+            resumed epoch's next step), e.g. to unfreeze a stage.
+        record: extra entries for config.json and summary.json.
+    """
+
+    build_model: Callable[[int, int], nn.Module] | None = None
+    param_groups: Callable[[nn.Module], list[dict[str, Any]]] | None = None
+    on_epoch_start: Callable[[Any, RunState], None] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _model_builder(cfg: TrainConfig, hooks: RunHooks) -> Callable[[int, int], nn.Module]:
+    if hooks.build_model is not None:
+        return hooks.build_model
+    return lambda num_classes, in_chans: create_model(
+        cfg.model, num_classes=num_classes, in_chans=in_chans, **cfg.model_kwargs
+    )
+
+
 # ---------------------------------------------------------------------------------------------- data
 class Data(NamedTuple):
     """The run's feeds and its model (built between loading the data and adapting it)."""
@@ -126,9 +160,14 @@ class Data(NamedTuple):
     val_split: dict[str, Any] | None
 
 
-def _open_imagefolder(cfg: TrainConfig, device, memory_format) -> tuple[Feed, Feed, nn.Module, int]:
+def _open_imagefolder(cfg: TrainConfig, device, memory_format, build) -> tuple[Feed, Feed, nn.Module, int]:
     from cnnzoo.data.imagefolder import ImageFolderFeed
 
+    if cfg.classes:
+        raise ConfigError(
+            "--classes selects classes of an in-memory dataset (fashion-mnist, mnist, kmnist, cifar10, "
+            "cifar100); for imagefolder, give a --data-dir whose train/ and test/ hold only those classes"
+        )
     spec, mcfg = dataset_spec(cfg.data), get_model_config(cfg.model)
     size = cfg.input_size or mcfg.input_size[-1]
     if size < mcfg.min_input_size:
@@ -142,17 +181,17 @@ def _open_imagefolder(cfg: TrainConfig, device, memory_format) -> tuple[Feed, Fe
     train = ImageFolderFeed(cfg.data_dir, "train", **kw)
     test = ImageFolderFeed(cfg.data_dir, "test", classes=train.classes, **kw)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-    model = create_model(cfg.model, num_classes=train.num_classes, in_chans=in_chans, **cfg.model_kwargs)
+    model = build(train.num_classes, in_chans)
     return train, test, model, size
 
 
-def _open_in_memory(cfg: TrainConfig, device, memory_format) -> tuple[Feed, Feed, nn.Module, int, str]:
-    train_ds = load_dataset(cfg.data, "train", data_dir=cfg.data_dir)
-    test_ds = load_dataset(cfg.data, "test", data_dir=cfg.data_dir)
+def _open_in_memory(cfg: TrainConfig, device, memory_format, build) -> tuple[Feed, Feed, nn.Module, int, str]:
+    from cnnzoo.data.subsets import select_classes
+
+    train_ds = select_classes(load_dataset(cfg.data, "train", data_dir=cfg.data_dir), cfg.classes)
+    test_ds = select_classes(load_dataset(cfg.data, "test", data_dir=cfg.data_dir), cfg.classes)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-    model = create_model(
-        cfg.model, num_classes=train_ds.num_classes, in_chans=train_ds.channels, **cfg.model_kwargs
-    )
+    model = build(train_ds.num_classes, train_ds.channels)
     size, mode = resolve_input(model.default_cfg, cfg.input_size, train_ds.images.shape[-1])
     kw = dict(size=size, mode=mode, in_chans=model.in_chans, device=device, memory_format=memory_format)
     return DataFeed(train_ds, **kw), DataFeed(test_ds, **kw), model, size, mode
@@ -184,12 +223,19 @@ def split_validation(cfg: TrainConfig, train: Feed) -> tuple[Feed, Feed | None, 
             "indices": "sorted(torch.randperm(of, generator=torch.Generator().manual_seed(seed))[:val_samples])",
             "indices_sha256": hashlib.sha256(held.numpy().astype("<i8").tobytes()).hexdigest(),
         }
+    if cfg.train_per_class:
+        from cnnzoo.data.subsets import per_class_indices
+
+        n, held = cfg.train_per_class, cfg.val_samples > 0
+        picked = per_class_indices(train.labels, n, cfg.seed, classes=train.classes, held_out=held)
+        return train.select(picked), val, record
     return _random_subset(train, cfg.train_samples, cfg.seed), val, record
 
 
-def open_data(cfg: TrainConfig, device: torch.device, memory_format) -> Data:
+def open_data(cfg: TrainConfig, device: torch.device, memory_format, hooks: RunHooks | None = None) -> Data:
     """The train/validation/test feeds and the model (not yet on ``device``)."""
     get_model_config(cfg.model)  # imports the model modules first: importing must not shift the seed
+    build = _model_builder(cfg, hooks or RunHooks())
     counts = sorted({"num_classes", "in_chans"} & set(cfg.model_kwargs))
     if counts:
         raise ConfigError(
@@ -197,10 +243,10 @@ def open_data(cfg: TrainConfig, device: torch.device, memory_format) -> Data:
             "from the data; drop it"
         )
     if dataset_spec(cfg.data).streaming:
-        train, test, model, size = _open_imagefolder(cfg, device, memory_format)
+        train, test, model, size = _open_imagefolder(cfg, device, memory_format, build)
         mode = "resize"
     else:
-        train, test, model, size, mode = _open_in_memory(cfg, device, memory_format)
+        train, test, model, size, mode = _open_in_memory(cfg, device, memory_format, build)
     train, val, record = split_validation(cfg, train)
     test = _random_subset(test, cfg.test_samples, cfg.seed + 1)
     return Data(train, val, test, model, size, mode, record)
@@ -229,6 +275,7 @@ class Run:
     forward_takes_target: bool  # training calls forward(x, target=y) (ZooModel.train_forward_takes_target)
     console: Any  # a rich Console; a quiet one on ranks other than 0
     t_start: float
+    hooks: RunHooks = field(default_factory=RunHooks)
 
     @property
     def is_main(self) -> bool:
@@ -295,8 +342,9 @@ def _console(dist: D.DistInfo, console):
     return console if console is not None else Console()
 
 
-def build_run(cfg: TrainConfig, *, t_start: float, console=None) -> Run:
-    """Validate ``cfg``, join the process group, open the data and build the model.
+def build_run(cfg: TrainConfig, *, t_start: float, console=None, hooks: RunHooks | None = None) -> Run:
+    """Validate ``cfg``, join the process group, open the data and build the model (``hooks``: see
+    :class:`RunHooks`).
 
     Raises:
         ConfigError: an impossible setting (the message names the fix).
@@ -313,7 +361,8 @@ def build_run(cfg: TrainConfig, *, t_start: float, console=None) -> Run:
     device = D.init(dist, select_device(cfg.device))
     local_batch = cfg.batch_size // dist.world
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    data = open_data(cfg, device, memory_format)
+    hooks = hooks or RunHooks()
+    data = open_data(cfg, device, memory_format, hooks)
     data.model.to(device, memory_format=memory_format)
     _check_progressive(cfg, data.model)
     steps_per_epoch = data.train.num_batches(local_batch, world=dist.world)
@@ -337,6 +386,7 @@ def build_run(cfg: TrainConfig, *, t_start: float, console=None) -> Run:
         forward_takes_target=bool(getattr(data.model, "train_forward_takes_target", False)),
         console=_console(dist, console),
         t_start=t_start,
+        hooks=hooks,
     )
 
 
@@ -359,6 +409,7 @@ def new_state(run: Run) -> RunState:
         no_decay_bn_bias=cfg.no_decay_bn_bias,
         alpha=cfg.alpha,
         eps=cfg.eps,
+        groups=run.hooks.param_groups(model) if run.hooks.param_groups is not None else None,
     )
     sched = build_schedule(
         opt,
@@ -415,4 +466,5 @@ def resolved_config(run: Run, state: RunState) -> dict[str, Any]:
         "amp_dtype": str(run.amp_dtype).replace("torch.", "") if run.amp_dtype else "off",
         "val_split": run.data.val_split,
         "model_config": model.default_cfg.to_dict(),
+        **run.hooks.record,
     }
