@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.train.network_args import add_network_arguments
 
 
 def _positive(text: str) -> int:
@@ -18,29 +19,6 @@ def _positive(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
     return v
-
-
-def _network_arguments(p: argparse.ArgumentParser) -> None:
-    """``[MODEL|RUN_DIR] [--weights FILE] [--weights-from KIND]``: the arguments of
-    :func:`cnnzoo.train.runs.add_network_arguments`, which cannot be called here (that module imports
-    torch, and ``cnnzoo list`` imports this one), with the network optional for ``--compare``;
-    :func:`~cnnzoo.train.runs.open_network` checks them as it does for every loading command."""
-    p.add_argument(
-        "network",
-        nargs="?",
-        default=None,
-        metavar="MODEL|RUN_DIR",
-        help="a registered model name or a run directory",
-    )
-    p.add_argument(
-        "--weights", default=None, metavar="FILE", help="a checkpoint for MODEL (torchvision, timm or cnnzoo)"
-    )
-    p.add_argument(
-        "--weights-from",
-        default=None,
-        metavar="KIND",
-        help="for a RUN_DIR: raw (the trained weights) or ema (their moving average); default: the ones it reports",
-    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compare A B ...: models or runs side by side with the accuracy-versus-operations bubble chart. "
         "See docs/report.md.",
     )
-    _network_arguments(p)
+    add_network_arguments(p, optional=True)
     p.add_argument("--compare", nargs="+", metavar="MODEL|RUN_DIR", help="compare these models or runs")
     p.add_argument("--input", metavar="CxHxW", help="input size (default: the model's, or the run's)")
     p.add_argument(

@@ -14,6 +14,8 @@ import types
 import typing
 from typing import Any
 
+from cnnzoo.train.network_args import WEIGHTS_FROM
+
 
 def _kv(text: str) -> tuple[str, Any]:
     if "=" not in text:
@@ -171,9 +173,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--weights-from",
-        choices=("raw", "ema"),
+        choices=WEIGHTS_FROM,
         default=None,
-        help="the trained weights or their moving average (--ema); default: the ones the run reports",
+        help="the trained weights, their moving average (--ema) or the best validation epoch; "
+        "default: the ones the run reports",
     )
     p.set_defaults(func=cmd_eval)
 

@@ -10,12 +10,21 @@ import argparse
 
 __all__ = ["WEIGHTS_FROM", "add_network_arguments"]
 
-WEIGHTS_FROM = ("raw", "ema")
+#: which of a run's weights to load: the trained ones, their moving average (``--ema``), or the
+#: epoch with the best validation top-1 (``--val-samples``); ``train.runs.RECORDS`` maps each to its file
+WEIGHTS_FROM = ("raw", "ema", "best")
 
 
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``MODEL | RUN_DIR [--weights FILE] [--weights-from raw|ema]`` arguments, for every loading command."""
-    parser.add_argument("network", metavar="MODEL|RUN_DIR", help="a registered model name or a run directory")
+def add_network_arguments(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """The ``MODEL | RUN_DIR [--weights FILE] [--weights-from raw|ema|best]`` arguments, for every
+    loading command; ``optional`` makes the network optional (``cnnzoo report --compare``)."""
+    parser.add_argument(
+        "network",
+        metavar="MODEL|RUN_DIR",
+        nargs="?" if optional else None,
+        default=None,
+        help="a registered model name or a run directory",
+    )
     parser.add_argument(
         "--weights", default=None, metavar="FILE", help="a checkpoint for MODEL (torchvision, timm or cnnzoo)"
     )
@@ -23,5 +32,6 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights-from",
         choices=WEIGHTS_FROM,
         default=None,
-        help="for a RUN_DIR: the trained weights or their moving average (--ema); default: the ones it reports",
+        help="for a RUN_DIR: the trained weights, their moving average (--ema) or the best validation epoch; "
+        "default: the ones it reports",
     )
