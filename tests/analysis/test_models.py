@@ -58,7 +58,13 @@ def test_model_against_independent_sources(name):
     with FlopCounterMode(display=False) as counter:
         shapes, y = _module_shapes(meta, x)
     mine = sum(r.flops for r in report.layers if r.type in ("conv", "linear"))
-    assert mine == counter.get_total_flops() > 0
+    # CapsNet's routing rows hold batched matrix products (counted by FlopCounterMode) beside the
+    # softmax and squash element-wise work (not counted by it): there the total lies between
+    routing = sum(r.flops for r in report.layers if r.type == "routing")
+    if routing:
+        assert mine < counter.get_total_flops() <= mine + routing
+    else:
+        assert mine == counter.get_total_flops() > 0
 
     # params: the rows (aux heads included as 'unused' rows) sum to every parameter once
     assert report.totals["params"] == sum(p.numel() for p in meta.parameters())
@@ -70,7 +76,9 @@ def test_model_against_independent_sources(name):
         shapes, y = _module_shapes(model, torch.randn(2, *report.input_size))
     rows = {r.name: r for r in report.layers}
     module_rows = [n for n in rows if n in shapes]
-    assert len(module_rows) >= len(report.layers) // 2
+    # most computing rows are modules (reshapes are functional rows: CapsNet has several)
+    computing = [r for r in report.layers if r.type not in ("input", "view", "flatten", "copy")]
+    assert len(module_rows) >= len(computing) // 2
     for n in module_rows:
         assert tuple(rows[n].output_shape) == shapes[n], n
     last = [r for r in report.layers if r.type not in ("unused", "params")][-1]

@@ -341,6 +341,18 @@ def same_field(func: Any, args: tuple, kwargs: dict, ins: list, o: Tensor) -> Fi
     return fields.merge(func, ins, o)
 
 
+def view_field(func: Any, args: tuple, kwargs: dict, ins: list, o: Tensor) -> Field:
+    """A view that keeps the map's trailing dims keeps its field (a channel shuffle's reshapes); one
+    that moves the positions off them (a flatten, or CapsNet's capsules laid out position-major)
+    makes them entries that the next op may mix, as after a flatten: the whole map's field."""
+    x, f = ins[0]
+    n = len(f.size)
+    keeps = o.dim() >= n + 2 and tuple(o.shape[-n:]) == tuple(x.shape[-n:])
+    if len(ins) != 1 or f.error or f.whole_input or n == 0 or keeps or o.numel() != x.numel():
+        return fields.merge(func, ins, o)
+    return fields.whole(f, tuple(x.shape[-n:]))
+
+
 def conv_field(func: Any, args: tuple, kwargs: dict, ins: list, o: Tensor) -> Field:
     if arg(args, kwargs, 6, "transposed", False):
         return Field.unknown("receptive field not tracked through a transposed convolution")
@@ -510,7 +522,7 @@ SOFTMAX = OpRule("softmax", per_output(3), same_field)
 PAD = OpRule("pad", no_cost, pad_field)
 DROPOUT = OpRule("dropout", no_cost, same_field)
 COPY = OpRule("copy", no_cost, same_field)
-VIEW = OpRule(view_or_flatten, no_cost, same_field, aliases=True)
+VIEW = OpRule(view_or_flatten, no_cost, view_field, aliases=True)
 SLICE = OpRule("view", no_cost, slice_field, aliases=True)
 SPLIT = OpRule("view", no_cost, split_fields, aliases=True, every_output=True)
 UNBIND = OpRule("view", no_cost, unbind_fields, aliases=True, every_output=True)
