@@ -13,7 +13,7 @@ tested on 2,000 test images; chance is 10%. What "short" means here, on a 2-core
   channels. The label says which;
 * ``resnet1202_sd`` runs at full width (its point is its depth), 50 steps at batch 16.
 
-Each run prints its label, steps × batch, test accuracy and wall time. ``--only NAME`` runs one.
+Each run prints its label, steps × batch, test accuracy and wall time. ``--only NAME`` (repeatable) runs those, in the order given.
 
     .venv/bin/python benchmarks/cifar_learn_check.py [--only resnet110_sd] [--threads 1]
 """
@@ -103,7 +103,11 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test").subset(2000, seed=0)
-    runs = [r for r in RUNS if not args.only or r.name in args.only]
+    by_name = {r.name: r for r in RUNS}
+    unknown = [n for n in args.only or () if n not in by_name]
+    if unknown:
+        ap.error(f"unknown --only {', '.join(unknown)}; choose from {', '.join(by_name)}")
+    runs = [by_name[n] for n in args.only] if args.only else list(RUNS)  # in the order asked
     print(f"load {os.getloadavg()[0]:.2f}, {args.threads} threads; chance = 10%")
     failed = 0
     for run in runs:

@@ -17,8 +17,11 @@ activation, shuffle, the cats/splits/adds in block code, ...), which shows where
 Timing: per model and batch, one warm-up call (oneDNN builds its kernels), then repeated calls
 until ``--cap`` seconds have passed (at most ``--max-iters``); the median call is reported. A
 model whose warm-up alone takes more than half the cap is reported from that one call ("1*"), so
-the big networks cost one call each and the whole zoo (~110 models) stays within ~20 minutes on
-two cores. No model is skipped.
+the big networks cost one call each and the whole zoo (~140 models) stays within ~20 minutes on
+two quiet cores. On a loaded machine ``--b32-max-gmacs X`` times the models of more than X GMACs per
+image at batch 1 only (their batch-32 call alone, EfficientNet-B7 at 600 px being 1.2 T MACs, takes
+minutes there); the table shows "—" and their GMAC/s is the batch-1 rate. No model is skipped.
+``--json`` is rewritten after every model, so a run stopped early keeps what it measured.
 
 ``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` here: on a shared machine whose cores are busy, OpenMP
 threads that spin while waiting make two-thread runs many times slower than one thread (measured:
@@ -51,6 +54,7 @@ from torch import nn  # noqa: E402
 import cnnzoo  # noqa: E402
 from cnnzoo.analysis import analyze  # noqa: E402
 from cnnzoo.analysis.kinds import module_kind  # noqa: E402
+from cnnzoo.io import atomic_write_json  # noqa: E402
 
 
 class Result(NamedTuple):
@@ -61,12 +65,12 @@ class Result(NamedTuple):
     macs: float
     b1: float  # images/s at batch 1
     b1_calls: int
-    b32: float  # images/s at batch 32
+    b32: float | None  # images/s at batch 32 (None: not timed, over --b32-max-gmacs)
     b32_calls: int
 
     @property
     def gmacs_per_s(self) -> float:
-        return self.macs * self.b32 / 1e9
+        return self.macs * (self.b32 if self.b32 is not None else self.b1) / 1e9
 
 
 def _macs(report: Any) -> float:
@@ -90,16 +94,22 @@ def time_calls(model: nn.Module, x: torch.Tensor, cap: float, max_iters: int) ->
     return statistics.median(times), len(times)
 
 
-def measure(name: str, cap: float, cap32: float, max_iters: int) -> Result:
+def measure(
+    name: str, cap: float, cap32: float, max_iters: int, b32_max_gmacs: float | None = None
+) -> Result:
     cfg = cnnzoo.get_model_config(name)
+    macs = _macs(analyze(name))
     torch.manual_seed(0)
     model = cnnzoo.create_model(name).eval()
     c, h, w = cfg.input_size
     t1, n1 = time_calls(model, torch.randn(1, c, h, w), cap, max_iters)
-    t32, n32 = time_calls(model, torch.randn(32, c, h, w), cap32, max_iters)
+    b32, n32 = None, 0
+    if b32_max_gmacs is None or macs <= b32_max_gmacs * 1e9:
+        t32, n32 = time_calls(model, torch.randn(32, c, h, w), cap32, max_iters)
+        b32 = 32 / t32
     params = sum(p.numel() for p in model.parameters())
     del model
-    return Result(name, cfg.family, h, params, _macs(analyze(name)), 1 / t1, n1, 32 / t32, n32)
+    return Result(name, cfg.family, h, params, macs, 1 / t1, n1, b32, n32)
 
 
 # -- where the time goes: leaf layers by kind ------------------------------------------------------
@@ -171,12 +181,13 @@ def print_table(results: list[Result]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in sorted(results, key=lambda r: r.macs):
         one = "*" if r.b1_calls == 1 else ""
-        many = "*" if r.b32_calls == 1 else ""
+        many = "—" if r.b32 is None else f"{r.b32:.1f}" + ("*" if r.b32_calls == 1 else "")
         print(
             f"| {r.name} | {r.input_side} | {r.params / 1e6:.2f} | {r.macs / 1e9:.3f} | {r.b1:.1f}{one} "
-            f"| {r.b32:.1f}{many} | {r.gmacs_per_s:.1f} |"
+            f"| {many} | {r.gmacs_per_s:.1f} |"
         )
-    print("(* one timed call: the warm-up took more than half the cap)")
+    print("(* one timed call: the warm-up took more than half the cap; — not timed at batch 32, "
+          "the GMAC/s is batch 1's)")  # fmt: skip
 
 
 def plot(results: list[Result], path: str) -> None:
@@ -189,9 +200,14 @@ def plot(results: list[Result], path: str) -> None:
     families = sorted({r.family for r in results})
     cmap = plt.get_cmap("tab20")
     for i, fam in enumerate(families):
-        rs = [r for r in results if r.family == fam]
+        rs = [r for r in results if r.family == fam and r.b32 is not None]
         ax.scatter([r.macs / 1e9 for r in rs], [r.b32 for r in rs], s=22, color=cmap(i % 20), label=fam)
-    rate = statistics.median(r.gmacs_per_s for r in results)  # the zoo's median arithmetic rate
+        big = [r for r in results if r.family == fam and r.b32 is None]  # batch 1 only: hollow
+        ax.scatter([r.macs / 1e9 for r in big], [r.b1 for r in big], s=22, facecolors="none",
+                   edgecolors=cmap(i % 20))  # fmt: skip
+    rate = statistics.median(
+        r.gmacs_per_s for r in results if r.b32 is not None
+    )  # the zoo's median arithmetic rate
     lo, hi = min(r.macs for r in results) / 1e9, max(r.macs for r in results) / 1e9
     ax.plot([lo, hi], [rate / lo, rate / hi], "k--", lw=0.8, label=f"median rate {rate:.0f} GMAC/s")
     for r in results:
@@ -201,14 +217,14 @@ def plot(results: list[Result], path: str) -> None:
         ):
             ax.annotate(
                 r.name,
-                (r.macs / 1e9, r.b32),
+                (r.macs / 1e9, r.b32 if r.b32 is not None else r.b1),
                 fontsize=5,
                 alpha=0.8,
                 xytext=(2, 2),
                 textcoords="offset points",
             )
     ax.set(xscale="log", yscale="log", xlabel="multiply-adds per image (G, conv + linear)",
-           ylabel="images / s (batch 32, 2 threads, CPU)",
+           ylabel="images / s (batch 32, 2 threads, CPU; hollow: batch 1)",
            title="Inference throughput against MACs: below the line, memory access rules")  # fmt: skip
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=5, ncol=2, loc="lower left")
@@ -224,11 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cap", type=float, default=2.5, help="seconds of timed calls per model at batch 1")
     ap.add_argument("--cap32", type=float, default=5.0, help="seconds of timed calls per model at batch 32")
     ap.add_argument("--max-iters", type=int, default=50)
+    ap.add_argument(
+        "--b32-max-gmacs", type=float, default=None, help="time batch 32 only up to this many GMACs per image"
+    )
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--plot", help="write the throughput-against-MACs plot here (PNG)")
     ap.add_argument(
         "--breakdown", nargs="*", default=[], help="models whose time to break down by layer kind"
     )
+    ap.add_argument("--from-json", help="print the table and plot of an earlier --json, measuring nothing")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -236,21 +256,28 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = [Result(**r) for r in json.load(f)]
+        print_table(results)
+        if args.plot:
+            plot(results, args.plot)
+        return
     names = cnnzoo.list_models(args.models)
     t0 = time.perf_counter()
     results = []
     for i, name in enumerate(names):
-        r = measure(name, args.cap, args.cap32, args.max_iters)
+        r = measure(name, args.cap, args.cap32, args.max_iters, args.b32_max_gmacs)
         results.append(r)
+        b32 = "—" if r.b32 is None else f"{r.b32:.1f}"
         print(f"[{i + 1}/{len(names)} {time.perf_counter() - t0:.0f}s] {name}: {r.b1:.1f} img/s (b1), "
-              f"{r.b32:.1f} img/s (b32), {r.gmacs_per_s:.1f} GMAC/s", flush=True)  # fmt: skip
+              f"{b32} img/s (b32), {r.macs / 1e9:.3f} GMACs, {r.gmacs_per_s:.1f} GMAC/s", flush=True)  # fmt: skip
+        if args.json:
+            atomic_write_json(args.json, [x._asdict() for x in results])
     print()
     print_table(results)
     print(f"\n{len(results)} models in {time.perf_counter() - t0:.0f} s")
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r._asdict() for r in results], f, indent=1)
     if args.plot:
         plot(results, args.plot)
     for name in args.breakdown:

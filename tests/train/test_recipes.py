@@ -213,3 +213,175 @@ def test_fashion_recipes_name_a_registered_model_that_accepts_their_input(name):
     assert all(mc.min_input_size <= s <= r["input_size"] for s in r.get("progressive_sizes", ()))
     assert len(r.get("progressive_sizes", ())) < r["epochs"]  # the last epochs train at the test side
     assert r["eval_mode"] != "flip" or r["hflip"]  # flip TTA only on a model trained with flips
+
+
+# ------------------------------------------------------------- the recipes of issues 12, 13 and 14
+NEW = (
+    "preact-resnet-cifar",
+    "wrn-cifar",
+    "stochastic-depth-cifar",
+    "densenet-cifar",
+    "densenet-imagenet",
+    "resnext-cifar",
+    "resnext-imagenet",
+    "inception-v3",
+    "mobilenet-v1",
+    "capsnet",
+    "nasnet-mobile",
+    "nasnet-large",
+    "mobilenet-v2",
+    "mnasnet",
+    "mobilenet-v3",
+    "efficientnet",
+)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_recipe_validates_and_its_model_builds(name):
+    import torch
+
+    from cnnzoo.registry import create_model
+    from cnnzoo.train.config import TrainConfig
+
+    r = get_recipe(name)
+    assert r["source"] and r["description"], name
+    cfg = TrainConfig(**resolve(name, None, {})).validate()
+    assert cfg.model == r["model"]
+    with torch.device("meta"):  # the model keywords the recipe sets are the builder's
+        model = create_model(cfg.model, **cfg.model_kwargs)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_new_recipes_are_listed_by_cnnzoo_recipes(capsys, monkeypatch):
+    from cnnzoo.cli import main
+
+    monkeypatch.setenv("COLUMNS", "220")  # rich shortens the names on a narrow terminal
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in NEW:
+        assert name in out, name
+
+
+def test_issue_12_paper_numbers():
+    w = get_recipe("wrn-cifar")
+    assert (w["lr"], w["gamma"], w["milestones"], w["epochs"], w["weight_decay"], w["batch_size"]) == (
+        0.1,
+        0.2,
+        [60, 120, 160],
+        200,
+        5e-4,
+        128,
+    )
+    assert w["nesterov"] and w["momentum"] == 0.9 and w["model_kwargs"] == {"dropout": 0.3}
+    d = get_recipe("densenet-cifar")
+    assert (d["epochs"], d["milestones"], d["batch_size"], d["weight_decay"], d["nesterov"]) == (
+        300,
+        [150, 225],  # 50% and 75% of 300
+        64,
+        1e-4,
+        True,
+    )
+    sd = get_recipe("stochastic-depth-cifar")
+    assert (sd["model"], sd["epochs"], sd["milestones"], sd["lr"]) == ("resnet110_sd", 500, [250, 375], 0.1)
+    x = get_recipe("resnext-cifar")
+    assert (x["epochs"], x["milestones"], x["weight_decay"], x["batch_size"]) == (300, [150, 225], 5e-4, 128)
+    xi, ri = get_recipe("resnext-imagenet"), get_recipe("resnet-imagenet")
+    assert all(xi[k] == ri[k] for k in ("lr", "momentum", "weight_decay", "batch_size", "gamma"))
+    p = get_recipe("preact-resnet-cifar")
+    assert (p["iterations"], p["milestones"], p["milestone_unit"]) == (64000, [32000, 48000], "iter")
+    # the paper's 400 warm-up iterations at batch 128 (391 steps per epoch of 50k images)
+    assert round(p["warmup_epochs"] * 391) == 400
+
+
+def test_issue_13_paper_numbers():
+    for name in ("mnasnet", "efficientnet"):
+        e = get_recipe(name)
+        assert (e["optimizer"], e["alpha"], e["momentum"], e["eps"]) == ("rmsprop_tf", 0.9, 0.9, 1e-3)
+        assert e["lr"] / e["batch_size"] == pytest.approx(0.256 / 4096)  # the papers' lr per image
+        assert (e["schedule"], e["gamma"], e["step_size"]) == ("step", 0.97, 2.4)
+        assert (e["weight_decay"], e["ema"], e["warmup_epochs"], e["warmup_start_factor"]) == (
+            1e-5,
+            0.9999,
+            5.0,
+            0.0,
+        )
+    assert get_recipe("efficientnet")["model_kwargs"] == {"drop_path_rate": 0.2}
+    v3 = get_recipe("mobilenet-v3")
+    assert v3["lr"] / v3["batch_size"] == pytest.approx(0.1 / 4096) and (v3["gamma"], v3["step_size"]) == (
+        0.99,
+        3,
+    )
+    v2 = get_recipe("mobilenet-v2")
+    assert (v2["lr"], v2["gamma"], v2["step_size"], v2["weight_decay"], v2["batch_size"]) == (
+        0.045,
+        0.98,
+        1,
+        4e-5,
+        96,
+    )
+    v1 = get_recipe("mobilenet-v1")
+    assert v1["optimizer"] == "rmsprop_tf" and "says only" in v1["description"]
+
+
+def test_issue_14_paper_numbers():
+    i = get_recipe("inception-v3")
+    assert (i["optimizer"], i["alpha"], i["eps"], i["lr"], i["gamma"], i["step_size"]) == (
+        "rmsprop_tf",
+        0.9,
+        1.0,
+        0.045,
+        0.94,
+        2,
+    )
+    assert (i["label_smoothing"], i["grad_clip_norm"], i["eval_crop"]) == (0.1, 2.0, 299)
+    c = get_recipe("capsnet")
+    assert (c["optimizer"], c["lr"], c["schedule"], c["gamma"], c["batch_size"]) == (
+        "adam",
+        1e-3,
+        "exponential",
+        0.96,
+        128,
+    )
+    assert round(c["step_size"] * 469) == 2000 and c["label_smoothing"] == 0.0  # decay per 2,000 steps
+    for name, clip, wd in (("nasnet-mobile", 10.0, 4e-5), ("nasnet-large", 10.0, 5e-5)):
+        n = get_recipe(name)
+        assert (n["grad_clip_norm"], n["weight_decay"], n["label_smoothing"], n["gamma"]) == (
+            clip,
+            wd,
+            0.1,
+            0.97,
+        )
+        assert "Vague" in n["description"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("capsnet", {"model_kwargs": {}}),  # margin + reconstruction loss, Adam, exponential decay
+        ("inception-v3", {"input_size": 139, "eval_crop": None, "scale_jitter": None}),  # clipping, eps 1
+        ("efficientnet", {"input_size": 64, "eval_crop": None, "scale_jitter": None, "warmup_epochs": 0.5}),
+    ],
+)
+def test_new_recipes_start_on_fashion_mnist(tmp_path, name, extra):
+    import math
+
+    from rich.console import Console
+
+    from cnnzoo.train.config import TrainConfig
+    from cnnzoo.train.loop import fit
+
+    over = {
+        "data": "fashion-mnist",
+        "eval_mode": "none",
+        "iterations": 4,
+        "batch_size": 8,
+        "train_samples": 64,
+        "test_samples": 32,
+        "threads": 1,
+        "out": str(tmp_path / name),
+        **extra,
+    }
+    cfg = TrainConfig(**resolve(name, None, over)).validate()
+    s = fit(cfg, console=Console(quiet=True), progress=False, report=False)
+    assert s["steps"] == 4 and math.isfinite(s["train_loss"])

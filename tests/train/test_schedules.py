@@ -31,6 +31,33 @@ def test_step_divides_every_step_size_epochs():
     assert c[-1] == pytest.approx(0.96**2)
 
 
+def test_step_with_a_fractional_period_is_tf_staircase_decay():
+    # EfficientNet / MnasNet: x0.97 every 2.4 epochs, i.e. TF's exponential_decay(staircase=True)
+    # with decay_steps = 2.4 * steps_per_epoch (24 steps here)
+    c = lr_curve("step", steps_per_epoch=10, total_steps=100, gamma=0.97, step_size=2.4)
+    assert c[23] == pytest.approx(1.0) and c[24] == pytest.approx(0.97)
+    assert c[47] == pytest.approx(0.97) and c[48] == pytest.approx(0.97**2)
+    assert c == [pytest.approx(0.97 ** (s // 24)) for s in range(100)]
+
+
+def test_exponential_decays_continuously_per_step():
+    # CapsNet's release: TF's exponential_decay(0.96, decay_steps=2000), staircase off
+    spe = 469
+    c = lr_curve("exponential", steps_per_epoch=spe, total_steps=4001, gamma=0.96, step_size=2000 / spe)
+    assert c[0] == pytest.approx(1.0)
+    assert c[1000] == pytest.approx(0.96**0.5) and c[2000] == pytest.approx(0.96)
+    assert c[4000] == pytest.approx(0.96**2)
+    assert all(a > b for a, b in zip(c, c[1:], strict=False))  # strictly falling, no stairs
+
+
+def test_step_warmup_from_zero_multiplies_the_stairs():
+    c = lr_curve(
+        "step", steps_per_epoch=10, total_steps=60, gamma=0.97, step_size=2.4, warmup_steps=50,
+        warmup_start_factor=0.0,
+    )  # fmt: skip
+    assert c[0] == 0.0 and c[25] == pytest.approx(0.5 * 0.97) and c[50] == pytest.approx(0.97**2)
+
+
 def test_multistep_in_epochs_and_in_iterations_agree():
     spe = 5
     by_epoch = lr_curve("multistep", steps_per_epoch=spe, total_steps=90 * spe, milestones=(30, 60))
@@ -210,6 +237,7 @@ def test_state_dict_is_plain_data_and_checked():
         (dict(name="cosine", warmup_steps=10), "warmup"),
         (dict(name="multistep"), "milestones"),
         (dict(name="step", gamma=2.0), "gamma"),
+        (dict(name="exponential", step_size=0), "step_size must be > 0"),
         (dict(name="multistep", milestones=(1,), milestone_unit="steps"), "milestone_unit"),
         (dict(name="onecycle", onecycle_pct_start=1.5), "pct_start"),
     ],

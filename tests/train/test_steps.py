@@ -44,6 +44,27 @@ def _epoch(run, state):
         loop.train_one_epoch(run, state, bar, stop, loop.Hooks())
 
 
+def test_grad_clip_norm_bounds_the_step(tmp_path):
+    """With SGD at lr 1 and no momentum, the update is the gradient: clipping makes its norm the bound."""
+    from rich.console import Console
+
+    def step_norm(clip: float) -> float:
+        cfg = {**CFG, "ema": 0.0, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "lr": 1.0}
+        cfg.update(schedule="constant", grad_clip_norm=clip, out=str(tmp_path / f"c{clip}"))
+        run = build_run(TrainConfig(**cfg).validate(), t_start=0.0, console=Console(quiet=True))
+        state = new_state(run)
+        x, y = next(run.data.train.batches(32))
+        before = [p.detach().clone() for p in state.model.parameters()]
+        loop.train_step(run, state, x, y)
+        deltas = [(p.detach() - b).flatten() for p, b in zip(state.model.parameters(), before, strict=True)]
+        return float(torch.cat(deltas).norm())
+
+    free = step_norm(0.0)
+    assert free > 0.01  # the unclipped gradient is well above the bound below
+    assert step_norm(1e-3) == pytest.approx(1e-3, rel=1e-3)
+    assert step_norm(10 * free) == pytest.approx(free, rel=1e-5)  # a loose bound changes nothing
+
+
 def test_train_step_moves_weights_schedule_and_ema(rs):
     run, state = rs
     x, y = next(run.data.train.batches(32))

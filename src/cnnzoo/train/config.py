@@ -18,7 +18,7 @@ __all__ = ["TrainConfig", "AMP_MODES", "EVAL_MODES", "FIELD_HELP"]
 AMP_MODES = ("off", "auto", "bf16", "fp16")
 EVAL_MODES = ("none", "center", "flip", "shift", "tencrop")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "rmsprop_tf")
-SCHEDULE_NAMES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle")
+SCHEDULE_NAMES = ("constant", "step", "exponential", "multistep", "plateau", "cosine", "onecycle")
 
 # One line of help per field: the CLI flags are generated from the dataclass and these lines.
 FIELD_HELP: dict[str, str] = {
@@ -40,11 +40,13 @@ FIELD_HELP: dict[str, str] = {
     "eps": "Adam/AdamW/RMSprop epsilon (default: 1e-8; 1e-10 for rmsprop_tf, TensorFlow's)",
     "no_decay_bn_bias": "exclude norm-layer weights and biases from weight decay",
     "label_smoothing": "label smoothing of the cross-entropy (0 = off)",
-    "schedule": "constant, step, multistep, plateau, cosine or onecycle",
+    "grad_clip_norm": "clip the global L2 norm of the gradients to this before each step (0 = off)",
+    "schedule": "constant, step, exponential, multistep, plateau, cosine or onecycle",
     "milestones": "multistep milestones, e.g. 30,60 (unit: --milestone-unit)",
     "milestone_unit": "epoch or iter",
-    "gamma": "lr factor of step, multistep and plateau",
-    "step_size": "period of the step schedule, in epochs",
+    "gamma": "lr factor of step, exponential (per --step-size), multistep and plateau",
+    "step_size": "period of the step (staircase) and exponential (continuous) schedules, in epochs; "
+    "fractions allowed, e.g. 2.4",
     "plateau_patience": "epochs without validation-loss improvement before plateau divides the lr",
     "min_lr_factor": "cosine's final lr and plateau's floor, as a fraction of --lr",
     "warmup_epochs": "linear warmup length in epochs (fractions allowed)",
@@ -108,11 +110,12 @@ class TrainConfig:
     eps: float | None = None
     no_decay_bn_bias: bool = False
     label_smoothing: float = 0.0
+    grad_clip_norm: float = 0.0
     schedule: str = "cosine"
     milestones: tuple[float, ...] = ()
     milestone_unit: str = "epoch"
     gamma: float = 0.1
-    step_size: int = 30
+    step_size: float = 30
     plateau_patience: int = 5
     min_lr_factor: float = 0.0
     warmup_epochs: float = 0.5
@@ -222,7 +225,11 @@ class TrainConfig:
             f"milestone unit must be epoch or iter, got {self.milestone_unit!r}",
         )
         need(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        need(self.step_size >= 1, f"step size must be >= 1 epoch, got {self.step_size}")
+        need(self.step_size > 0, f"step size must be > 0 epochs (e.g. 2.4), got {self.step_size}")
+        need(
+            self.grad_clip_norm >= 0,
+            f"grad clip norm must be >= 0 (0 = off), e.g. 2.0; got {self.grad_clip_norm}",
+        )
         need(self.plateau_patience >= 0, f"plateau patience must be >= 0, got {self.plateau_patience}")
         need(0 <= self.min_lr_factor <= 1, f"min lr factor must be in [0, 1], got {self.min_lr_factor}")
         need(self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}")

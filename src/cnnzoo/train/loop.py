@@ -218,6 +218,9 @@ def train_step(run: Run, state: RunState, x: Tensor, y: Tensor) -> tuple[Tensor,
         loss = run.loss_fn(out, y, x)
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()  # the scaler is disabled (a pass-through) without fp16
+    if run.cfg.grad_clip_norm > 0:  # clip the true gradients: unscale fp16's first (a no-op otherwise)
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), run.cfg.grad_clip_norm)
     state.scaler.step(state.optimizer)
     state.scaler.update()
     state.schedule.step_batch()

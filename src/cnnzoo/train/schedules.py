@@ -3,26 +3,29 @@
 Every schedule is a function ``factor(step)`` (times a plateau factor that only "plateau" changes),
 so that one small :class:`Schedule` serves them all and resuming needs four integers and floats.
 
-==============  ==========================================================  ===========================
-name            multiplier of the base lr                                   used by
-==============  ==========================================================  ===========================
-``constant``    1                                                           quick experiments
-``step``        ``gamma ** (epoch // step_size)``                           GoogLeNet (0.96 every 8)
-``multistep``   ``gamma ** (#milestones passed)``, milestones in epochs     ResNet (÷10 at 30, 60 /
-                or iterations (``milestone_unit``)                          at 32k, 48k iterations)
-``plateau``     ``× gamma`` when the validation loss stops improving        AlexNet, VGG ("÷10 when the
-                                                                            validation error stopped
-                                                                            improving")
-``cosine``      ``min + (1 - min)·½(1 + cos πt)``, t from 0 to 1            SGDR (Loshchilov & Hutter
-                                                                            2017) without restarts
-``onecycle``    up from ``1/div_factor`` to 1 over ``pct_start`` of the     Smith & Topin 2018,
-                run, then down to ``1/(div·final_div)``                     torch's ``OneCycleLR``
-==============  ==========================================================  ===========================
+================  ==========================================================  ===========================
+name              multiplier of the base lr                                   used by
+================  ==========================================================  ===========================
+``constant``      1                                                           quick experiments
+``step``          ``gamma ** floor(epoch / step_size)`` (step_size may be a   GoogLeNet (0.96 every 8),
+                  fraction: TF's ``exponential_decay(staircase=True)``)       EfficientNet (0.97 / 2.4)
+``exponential``   ``gamma ** (epoch / step_size)``, continuous per step       CapsNet's release (0.96 per
+                  (TF's ``exponential_decay``, ``staircase=False``)           2,000 steps)
+``multistep``     ``gamma ** (#milestones passed)``, milestones in epochs     ResNet (÷10 at 30, 60 /
+                  or iterations (``milestone_unit``)                          at 32k, 48k iterations)
+``plateau``       ``× gamma`` when the validation loss stops improving        AlexNet, VGG ("÷10 when the
+                                                                              validation error stopped
+                                                                              improving")
+``cosine``        ``min + (1 - min)·½(1 + cos πt)``, t from 0 to 1            SGDR (Loshchilov & Hutter
+                                                                              2017) without restarts
+``onecycle``      up from ``1/div_factor`` to 1 over ``pct_start`` of the     Smith & Topin 2018,
+                  run, then down to ``1/(div·final_div)``                     torch's ``OneCycleLR``
+================  ==========================================================  ===========================
 
 **Warmup** (Goyal et al. 2017, §2.2) composes with every schedule: for the first ``warmup_steps``
 steps the multiplier is scaled by a linear ramp from ``warmup_start_factor`` to 1. For
 ``cosine`` and ``onecycle`` the curve itself starts when the warmup ends (it spans the remaining
-``total_steps - warmup_steps`` steps); for the piecewise schedules (``constant``, ``step``,
+``total_steps - warmup_steps`` steps); for the others (``constant``, ``step``, ``exponential``,
 ``multistep``, ``plateau``) milestones stay where the recipe puts them (epoch 30 is epoch 30 of
 the run) and the ramp just multiplies.
 
@@ -53,7 +56,7 @@ from cnnzoo.errors import ConfigError
 
 __all__ = ["SCHEDULES", "Schedule", "build_schedule", "lr_curve"]
 
-SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "exponential", "multistep", "plateau", "cosine", "onecycle")
 MILESTONE_UNITS = ("epoch", "iter")
 _SHIFTED = ("cosine", "onecycle")  # the curve starts after the warmup
 
@@ -125,6 +128,8 @@ class Schedule:
             return 1.0
         if name == "step":
             return self.gamma ** (s // self.step_size_steps)
+        if name == "exponential":
+            return self.gamma ** (s / self.step_size_steps)
         if name == "multistep":
             return self.gamma ** sum(1 for m in self.milestones_steps if s >= m)
         span = max(1, self.total_steps - self.warmup_steps)
@@ -249,7 +254,7 @@ def build_schedule(
     milestones: Sequence[float] = (),
     milestone_unit: str = "epoch",
     gamma: float = 0.1,
-    step_size: int = 30,
+    step_size: float = 30,
     plateau_patience: int = 5,
     plateau_threshold: float = 1e-4,
     min_lr_factor: float = 0.0,
@@ -269,8 +274,10 @@ def build_schedule(
         warmup_start_factor: the multiplier at step 0 of the warmup.
         milestones: ``multistep`` milestones, in epochs or iterations per ``milestone_unit``.
         milestone_unit: ``"epoch"`` or ``"iter"``.
-        gamma: the decay factor of ``step``, ``multistep`` and ``plateau``.
-        step_size: ``step``'s period in epochs.
+        gamma: the decay factor of ``step``, ``exponential`` (per ``step_size``), ``multistep`` and
+            ``plateau``.
+        step_size: ``step``'s and ``exponential``'s period in epochs (a fraction is fine: it is
+            rounded to whole steps, as TF's ``decay_steps``).
         plateau_patience: epochs without improvement tolerated before a reduction.
         plateau_threshold: relative improvement that counts.
         min_lr_factor: ``cosine``'s final multiplier and ``plateau``'s floor.
@@ -308,8 +315,8 @@ def build_schedule(
         )
     if key == "multistep" and not milestones:
         raise ConfigError("the multistep schedule needs milestones (e.g. milestones: [30, 60])")
-    if key == "step" and step_size < 1:
-        raise ConfigError(f"step_size must be >= 1 epoch, got {step_size}")
+    if key in ("step", "exponential") and step_size <= 0:
+        raise ConfigError(f"step_size must be > 0 epochs (e.g. 2.4), got {step_size}")
     if key == "plateau" and plateau_patience < 0:
         raise ConfigError(f"plateau_patience must be >= 0, got {plateau_patience}")
     if key == "onecycle":
@@ -329,7 +336,7 @@ def build_schedule(
         warmup_start_factor=warmup_start_factor,
         milestones_steps=[round(m * scale) for m in milestones],
         gamma=gamma,
-        step_size_steps=step_size * steps_per_epoch,
+        step_size_steps=max(1, round(step_size * steps_per_epoch)),
         plateau_patience=plateau_patience,
         plateau_threshold=plateau_threshold,
         min_lr_factor=min_lr_factor,
