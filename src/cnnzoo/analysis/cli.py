@@ -15,7 +15,8 @@ DTYPES = ("float32", "float16", "bfloat16")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "rmsprop_momentum")
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (batch sizes, depths), with a one-line error otherwise."""
     try:
         v = int(text)
     except ValueError:
@@ -27,7 +28,9 @@ def _positive(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size of one sample (default: the model's config)")
-    p.add_argument("--batch", type=_positive, default=None, metavar="N", help="minibatch size B (default 1)")
+    p.add_argument(
+        "--batch", type=positive_int, default=None, metavar="N", help="minibatch size B (default 1)"
+    )
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="training dtype (bytes per value)")
     p.add_argument(
         "--optimizer",
@@ -66,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="registered model name (see `cnnzoo list`)")
     _common(p)
     p.add_argument(
-        "--depth", type=_positive, metavar="K", help="fold modules below depth K into one row each"
+        "--depth", type=positive_int, metavar="K", help="fold modules below depth K into one row each"
     )
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: a rich table)")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")

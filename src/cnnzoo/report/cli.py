@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from cnnzoo.analysis.cli import positive_int
 from cnnzoo.errors import ConfigError
 from cnnzoo.train.network_args import add_network_arguments
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", nargs="+", metavar="MODEL|RUN_DIR", help="compare these models or runs")
     p.add_argument("--input", metavar="CxHxW", help="input size (default: the model's, or the run's)")
     p.add_argument(
-        "--batch", type=_positive, default=32, metavar="B", help="the batch for memory and FLOPs (default 32)"
+        "--batch",
+        type=positive_int,
+        default=32,
+        metavar="B",
+        help="the batch for memory and FLOPs (default 32)",
     )
     p.add_argument("--out", required=True, metavar="FILE.html", help="where to write the page")
     p.set_defaults(func=cmd_report)
