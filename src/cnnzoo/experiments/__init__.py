@@ -70,6 +70,7 @@ EXPERIMENT_MODULES: tuple[str, ...] = (
     "loss_landscape",
     "stochastic_depth",
     "first_layer_filters",
+    "transfer",
 )
 
 #: The keys of ``result.json``: the spec's contract, then how the verdict was reached.

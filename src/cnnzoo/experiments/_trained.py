@@ -49,6 +49,7 @@ __all__ = [
     "train_config",
     "use_threads",
     "cache_key",
+    "trained_run",
     "trained",
     "feeds",
     "error_of",
@@ -124,20 +125,11 @@ def cache_key(cfg) -> str:
     return f"{cfg.model}-s{cfg.seed}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def trained(
-    ctx: Context, model: str, *, seed: int, **setting: Any
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    """``model`` trained under ``setting`` (cached), in eval mode, and its history (metrics.csv rows).
-
-    Args:
-        ctx: the experiment's context (its ``cache``, ``data`` and ``console``).
-        model: a registry name.
-        seed: the run's seed (initial weights, subset, shuffling).
-        setting: TrainConfig fields plus ``widths`` (see :func:`train_config`).
-    """
-    from cnnzoo.rundir import RunDir
+def trained_run(ctx: Context, model: str, *, seed: int, **setting: Any) -> Path:
+    """The run directory of ``model`` trained under ``setting``, training it into the cache first
+    if it is not there (arguments as :func:`trained`). For an experiment that goes on from the run
+    itself, e.g. fine-tunes it with :func:`cnnzoo.train.finetune.finetune`."""
     from cnnzoo.train.loop import fit
-    from cnnzoo.train.runs import load_run
 
     cfg = train_config(model, data=ctx.data, seed=seed, **setting)
     use_threads(cfg.threads)
@@ -157,6 +149,24 @@ def trained(
         else:
             shutil.rmtree(final, ignore_errors=True)  # a damaged leftover without summary.json
             os.replace(tmp, final)
+    return final
+
+
+def trained(
+    ctx: Context, model: str, *, seed: int, **setting: Any
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """``model`` trained under ``setting`` (cached), in eval mode, and its history (metrics.csv rows).
+
+    Args:
+        ctx: the experiment's context (its ``cache``, ``data`` and ``console``).
+        model: a registry name.
+        seed: the run's seed (initial weights, subset, shuffling).
+        setting: TrainConfig fields plus ``widths`` (see :func:`train_config`).
+    """
+    from cnnzoo.rundir import RunDir
+    from cnnzoo.train.runs import load_run
+
+    final = trained_run(ctx, model, seed=seed, **setting)
     net, _ = load_run(final, device="cpu")
     return net, RunDir(final).read_metrics()
 
