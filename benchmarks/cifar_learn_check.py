@@ -11,7 +11,8 @@ tested on 2,000 test images; chance is 10%. What "short" means here, on a 2-core
   built with the registered builder and a width keyword (``widen_factor=1``, ``base_width=4``,
   ``growth_rate=4`` or ``6``, ``widths=(4, 8, 16)``): the same depth, blocks, shortcuts and head, fewer
   channels. The label says which;
-* ``resnet1202_sd`` runs at full width (its point is its depth), 50 steps at batch 16.
+* ``resnet1202_sd`` runs at full width (its point is its depth), 50 steps at batch 16 and lr 0.0125
+  (the papers' 0.1 at batch 128, scaled to the batch).
 
 Each run prints its label, steps × batch, test accuracy and wall time. ``--only NAME`` (repeatable) runs those, in the order given.
 
@@ -55,8 +56,12 @@ RUNS = (
     Run("wrn16_8", {"widen_factor": 1}, 100, 32),
     Run("wrn28_10", {"widen_factor": 1}, 100, 32),
     Run("wrn40_4", {"widen_factor": 1}, 100, 32),
-    Run("resnet110_sd", {}, 100, 32),
-    Run("resnet1202_sd", {}, 50, 16),
+    # He et al. §4.2: at 0.1 (batch 128) ResNet-110 is slow to start; the check's 0.05 at batch 32
+    # (0.2 at 128) left it at 21% (loss 2.20, run of 2026-12-02 04:54): the paper's 0.1 scaled to 32
+    Run("resnet110_sd", {}, 100, 32, lr=0.025),
+    # the papers' lr 0.1 at batch 128 scaled linearly to batch 16: at 0.05 (0.4 at batch 128) the
+    # 1,202-layer net diverged in 50 steps (loss 6.7, 9% test top-1: run of 2026-12-02 04:44)
+    Run("resnet1202_sd", {}, 50, 16, lr=0.0125),
     Run("densenet40_k12", {}, 100, 32),
     Run("densenet_bc100_k12", {}, 100, 32),
     Run("densenet_bc250_k24", {"growth_rate": 4}, 100, 32),
