@@ -902,8 +902,12 @@ def _run_preprocessing(path: Path, model: nn.Module) -> Preprocessing | None:
     except (OSError, ValueError, KeyError, CnnzooError):
         return None
     names = spec.classes
-    if cfg.get("classes"):
-        names = tuple(names[c] for c in cfg["classes"] if 0 <= c < len(names))
+    if cfg.get("class_names"):  # what the run trained on, after --classes (an imagefolder's folders too)
+        names = tuple(str(c) for c in cfg["class_names"])
+    elif cfg.get("classes"):  # runs from before class_names was recorded
+        from cnnzoo.data.subsets import resolve_classes
+
+        names = tuple(names[i] for i in resolve_classes(cfg["classes"], names, spec.name))
     side = int(cfg.get("input_size") or model.default_cfg.input_size[-1])
     c = int(getattr(model, "in_chans", len(spec.mean)))
     mean, std = spec.mean, spec.std
