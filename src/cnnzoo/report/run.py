@@ -103,9 +103,8 @@ def stage_maps(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
 def _test_feed(config: dict[str, Any], model: nn.Module, flops_per_image: float):
     from cnnzoo.data import load_dataset
     from cnnzoo.data.feed import DataFeed
-    from cnnzoo.data.transforms import resolve_input
-
     from cnnzoo.data.subsets import select_classes
+    from cnnzoo.data.transforms import resolve_input
 
     ds = load_dataset(config["data"], "test", data_dir=config.get("data_dir"))
     ds = select_classes(ds, config.get("classes") or ())  # a --classes run: its classes, its labels
