@@ -236,6 +236,21 @@ class RunDir:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest)) if newest else "date unknown"
         return f"{model} ({engine} engine), {epochs}, {state}, written {when}"
 
+    def finetune_record(self) -> dict[str, Any] | None:
+        """config.json's ``finetune`` entry (mode, source, groups...) of a ``cnnzoo finetune`` run, else None."""
+        rec = _quiet_json(self.config).get("finetune")
+        return rec if isinstance(rec, dict) else None
+
+    def resume_command(self) -> str:
+        """The command that continues the run here: ``cnnzoo train --resume DIR``, or for a fine-tuning
+        run (whose model is built from its source network) ``cnnzoo finetune SOURCE ... --resume``."""
+        ft = self.finetune_record()
+        if ft is None:
+            return f"cnnzoo train --resume {self.path}"
+        weights = ft.get("weights")
+        w = f" --weights {weights}" if weights and ft.get("source_kind") == "model" else ""
+        return f"cnnzoo finetune {ft.get('source')}{w} --mode {ft.get('mode')} --out {self.path} --resume"
+
     def remove_run(self) -> None:
         """Delete the run's files (:meth:`run_files`) and nothing else the folder holds."""
         for p in self.run_files():
@@ -332,7 +347,8 @@ def claim(
     Args:
         out: the run directory.
         overwrite: replace a run that is there (its files only; other files stay).
-        resume_hint: offer ``cnnzoo train --resume`` (a run of the NumPy engine cannot resume).
+        resume_hint: offer the run's resume command (:meth:`RunDir.resume_command`; a run of the
+            NumPy engine cannot resume).
         flag: the option that named ``out``, for the messages.
         write: make the directory (and remove the old run with ``overwrite``); False: check only
             (the other processes of a multi-process run, which write nothing), and return None.
@@ -350,7 +366,7 @@ def claim(
         if not overwrite:
             there = run.describe()
             cont = (
-                f"continue it with `cnnzoo train --resume {run.path}`"
+                f"continue it with `{run.resume_command()}`"
                 if resume_hint and run.has_checkpoint()
                 else f"give another {flag} (it has no checkpoint to --resume)"
             )

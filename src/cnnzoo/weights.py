@@ -67,7 +67,7 @@ import pickle
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from functools import cache
 from os import PathLike
@@ -83,7 +83,10 @@ __all__ = [
     "WeightsError",
     "WeightsNotFoundError",
     "WeightsMismatchError",
+    "WeightsAmbiguousError",
     "WeightsWarning",
+    "Verdict",
+    "identify_layout",
     "KeyMap",
     "KEY_MAPS",
     "CNNZOO",
@@ -372,11 +375,46 @@ def _run_model(path: str | PathLike) -> str | None:
     return cfg.get("model") if isinstance(cfg, dict) and "model_config" in cfg else None
 
 
-def _source(weights: Source) -> tuple[StateDict, str, str | None]:
-    """(state dict, label for messages, the run's model) of a path or an in-memory checkpoint."""
+#: safetensors metadata keys that may name the library a file comes from, and the names they may
+#: give (``save_file(..., metadata={"library": "timm"})``); cnnzoo's convert writes ``cnnzoo_model``
+_LIBRARY_KEYS = ("library", "library_name", "source_library")
+_LIBRARY_NAMES = {"timm": "timm", "pytorch-image-models": "timm", "torchvision": "torchvision"}
+
+
+class _Src(NamedTuple):
+    state: StateDict
+    label: str  # for messages
+    run_model: str | None  # the model of the cnnzoo run whose directory holds the file
+    claim: tuple[str, str] | None  # (library, "KEY=VALUE") from the safetensors metadata
+
+
+def _metadata_claim(path: str | PathLike) -> tuple[str, str] | None:
+    """The library that a safetensors file's metadata names, with the entry that names it."""
+    path = Path(path)
+    if not _is_safetensors(path):
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError):
+        return None
+    for key in _LIBRARY_KEYS:
+        lib = _LIBRARY_NAMES.get(str(meta.get(key, "")).strip().lower())
+        if lib is not None:
+            return lib, f"{key}={meta[key]}"
+    if meta.get("cnnzoo_model"):
+        return "cnnzoo", f"cnnzoo_model={meta['cnnzoo_model']}"
+    return None
+
+
+def _source(weights: Source) -> _Src:
+    """The state dict of a path or an in-memory checkpoint, its label, run model and library claim."""
     if isinstance(weights, Mapping):
-        return _unwrap(weights, "the state dict"), "the state dict", None
-    return read_state_dict(weights), str(weights), _run_model(weights)
+        return _Src(_unwrap(weights, "the state dict"), "the state dict", None, None)
+    state = read_state_dict(weights)
+    return _Src(state, str(weights), _run_model(weights), _metadata_claim(weights))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -565,9 +603,9 @@ def _apply(km: KeyMap, state: Mapping[str, Tensor]) -> StateDict | None:
         return None
 
 
-def _best_fit(state: Mapping[str, Tensor], target: _Target, run_model: str | None = None) -> _Fit:
-    """The model's layout that fits ``state`` best; a library's before cnnzoo's own on a tie,
-    unless the file sits in a run directory of this model."""
+def _all_fits(state: Mapping[str, Tensor], target: _Target, run_model: str | None = None) -> list[_Fit]:
+    """Every layout of the model that applies to ``state``, best first; a library's before cnnzoo's
+    own on a tie, unless the file sits in a run directory of this model."""
     maps = [km for km in KEY_MAPS if target.name in km.models]
     maps = [CNNZOO, *maps] if run_model == target.name else [*maps, CNNZOO]
     fits = []
@@ -575,7 +613,187 @@ def _best_fit(state: Mapping[str, Tensor], target: _Target, run_model: str | Non
         converted = _apply(km, state)
         if converted is not None:
             fits.append(_Fit(km, converted, _diff(_shapes(converted), target)))
-    return max(fits, key=lambda f: (f.diff.fits, f.diff.score))  # max keeps the first of equals
+    return sorted(fits, key=lambda f: (not f.diff.fits, -f.diff.score))  # stable: table order on ties
+
+
+def _best_fit(state: Mapping[str, Tensor], target: _Target, run_model: str | None = None) -> _Fit:
+    """The model's layout that fits ``state`` best (the first of :func:`_all_fits`)."""
+    return _all_fits(state, target, run_model)[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Which library saved a file: torchvision and timm share some layouts key for key
+
+
+class WeightsAmbiguousError(WeightsMismatchError):
+    """A file that fits two libraries' layouts of a model, which load it differently, with nothing
+    in the file to tell them apart; the message names both and how to choose."""
+
+
+class Verdict(NamedTuple):
+    """Which layout a file was identified as for one cnnzoo model, and why (:func:`identify_layout`).
+
+    Attributes:
+        model: the cnnzoo model.
+        layout: the layout used to load it (``"torchvision resnet18"``); ``""`` when none fits.
+        library: ``"torchvision"``, ``"timm"`` or ``"cnnzoo"``; None when the file cannot tell
+            (``twins``) or fits nothing.
+        twins: every fitting layout, ``layout`` first, when more than one fits.
+        same_mapping: the fitting layouts turn the file into the same state dict (so it loads the
+            same whichever library saved it).
+        reason: one line: what decided, or why nothing can.
+        evidence: what was looked at, one short line each (the classifier's name, the
+            num_batches_tracked buffers, the safetensors metadata).
+    """
+
+    model: str
+    layout: str
+    library: str | None
+    twins: tuple[str, ...]
+    same_mapping: bool
+    reason: str
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def ambiguous(self) -> bool:
+        """Several libraries' layouts fit, they load the file differently, and nothing decided."""
+        return self.library is None and not self.same_mapping and len(self.twins) > 1
+
+
+def _same_tensors(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> bool:
+    """Two conversions of one file hold the same tensors under the same keys (on the meta device,
+    where values are unknown, the same shapes and dtypes)."""
+    if list(a) != list(b) and set(a) != set(b):
+        return False
+    for k, x in a.items():
+        y = b[k]
+        if x is y:
+            continue  # renames only: the very same tensor
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        if not (x.is_meta or y.is_meta) and not torch.equal(x, y):
+            return False
+    return True
+
+
+def _classifier_key(state: Mapping[str, Tensor]) -> str | None:
+    """The file's classifier weight, as the last 2-d weight (a linear layer) or, in a net whose head
+    is a conv (SqueezeNet), the last weight: timm names it ``fc``, ``classifier``, ``head.fc`` or
+    ``last_linear``, torchvision ``fc``, ``classifier.N`` or ``heads.head``."""
+    weights = [k for k, v in state.items() if k.endswith("weight") and v.ndim >= 2]
+    linear = [k for k in weights if state[k].ndim == 2]
+    return (linear or weights or [None])[-1]
+
+
+def _evidence(state: Mapping[str, Tensor], claim: tuple[str, str] | None) -> tuple[str, ...]:
+    out = []
+    head = _classifier_key(state)
+    if head is not None:
+        out.append(f"classifier {head.removesuffix('.weight')} {tuple(state[head].shape)}")
+    counters = sum(k.endswith("num_batches_tracked") for k in state)
+    norms = sum(k.endswith("running_mean") for k in state)
+    if norms:
+        # PyTorch >= 0.4.1 saves a BatchNorm's step counter whichever library built the network,
+        # and files saved before (torchvision's first releases) lack it: it dates a file, not a library
+        have = "all" if counters == norms else ("none" if counters == 0 else f"{counters}")
+        out.append(f"num_batches_tracked: {have} of {norms} BatchNorms (dates a file, names no library)")
+    out.append(f"safetensors metadata {claim[1]}" if claim else "no metadata naming a library")
+    return tuple(out)
+
+
+def _decide(src: _Src, target: _Target, layout: str | None = None) -> tuple[_Fit, Verdict]:
+    """The layout to load ``src`` through for ``target``, and the verdict saying why.
+
+    In order: an explicit ``layout`` (a layout's name, ``"timm resnet18"``, or a library's); the
+    file's run directory (cnnzoo's own keys); the safetensors metadata naming a library; the only
+    library whose layouts fit (its keys and shapes tell it apart); else the fitting layouts are
+    twins: if they map the file the same way it does not matter which library saved it (said so),
+    and if not, the verdict is :attr:`Verdict.ambiguous` and loading refuses to guess.
+
+    Raises:
+        WeightsMismatchError: ``layout`` names no layout of the model that fits the file.
+    """
+    fits = _all_fits(src.state, target, src.run_model)
+    fitting = [f for f in fits if f.diff.fits]
+    evidence = _evidence(src.state, src.claim)
+    name = target.name or "the model"
+    if not fitting:
+        return fits[0], Verdict(name, "", None, (), False, f"fits none of {name}'s layouts", evidence)
+    names = tuple(f.key_map.name if f.key_map is not CNNZOO else f"cnnzoo {name}" for f in fitting)
+
+    def verdict(f: _Fit, library: str | None, why: str) -> tuple[_Fit, Verdict]:
+        same = all(_same_tensors(f.state, g.state) for g in fitting)
+        first = names[fitting.index(f)]
+        twins = (first, *(n for n in names if n != first)) if len(fitting) > 1 else ()
+        return f, Verdict(name, first, library, twins, same, why, evidence)
+
+    if layout is not None:
+        layout = re.sub(r"^(torchvision|timm|cnnzoo)[-: ]", r"\1 ", layout.strip())  # timm-resnet50
+        chosen = [f for f, n in zip(fitting, names, strict=True) if layout in (n, f.key_map.library)]
+        if not chosen:
+            raise WeightsMismatchError(
+                f"{src.label}: layout {layout!r} does not fit {name}; the layouts that fit are {', '.join(names)}"
+            )
+        return verdict(chosen[0], chosen[0].key_map.library, f"chosen by layout={layout!r}")
+    if src.run_model == target.name and fitting[0].key_map is CNNZOO:
+        return verdict(fitting[0], "cnnzoo", f"it sits in a cnnzoo run directory of {name} (config.json)")
+    libraries = list(dict.fromkeys(f.key_map.library for f in fitting))
+    if src.claim is not None and src.claim[0] in libraries:
+        f = next(f for f in fitting if f.key_map.library == src.claim[0])
+        return verdict(f, src.claim[0], f"the safetensors metadata says {src.claim[1]}")
+    outside = [lib for lib in libraries if lib != "cnnzoo"]
+    conflict = (
+        f" (the metadata's {src.claim[1]} fits none of its layouts: the keys decide)" if src.claim else ""
+    )
+    if len(outside) == 1:
+        f = next(f for f in fitting if f.key_map.library == outside[0])
+        others = [n for n in names if not n.startswith(outside[0] + " ")]
+        also = f", and {', '.join(others)}, the same keys" if others else ""
+        why = f"of {name}'s layouts, only {f.key_map.name}'s keys and shapes fit{also}{conflict}"
+        return verdict(f, outside[0], why)
+    f, v = verdict(fitting[0], None, "")
+    if v.same_mapping:
+        why = (
+            f"{_and(v.twins)} have the same keys and shapes, so the file cannot tell which "
+            f"library saved it; they map it into {name} the same way, so it loads the same either way"
+        )
+    else:
+        why = (
+            f"{_and(v.twins)} all fit and map it into {name} differently, and nothing in the "
+            "file tells which library saved it"
+        )
+    return f, v._replace(reason=why + conflict)
+
+
+def _and(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _refuse_ambiguous(src: _Src, v: Verdict) -> None:
+    if v.ambiguous:
+        raise WeightsAmbiguousError(
+            f"{src.label}: {v.reason}; name the layout (load_weights(..., layout={v.twins[0]!r}) or "
+            f"`cnnzoo weights convert FILE --model {v.model} --layout {v.twins[0].replace(' ', '-')}`), or "
+            "save it with safetensors metadata library=timm or library=torchvision"
+        )
+
+
+def identify_layout(
+    weights: Source, model: str | nn.Module | None = None, *, layout: str | None = None
+) -> Verdict:
+    """Which library and layout a file is for ``model`` (default: the model it fits best), and why.
+
+    torchvision's and timm's ResNets, ResNeXts, wide ResNets, DenseNets and Inception v3 have the
+    same state_dict keys and shapes: for their files the verdict says the libraries cannot be told
+    apart (and that they load the same, :attr:`Verdict.same_mapping`), unless the safetensors
+    metadata names the library. Where the layouts differ, the keys and shapes decide.
+    """
+    src = _source(weights)
+    if model is None:
+        best = _rank(src.state, src.run_model)[0]
+        model = best.model
+    target = _registered_target(model) if isinstance(model, str) else _target_of(model)
+    return _decide(src, target, layout)[1]
 
 
 class Match(NamedTuple):
@@ -613,8 +831,8 @@ def identify(weights: Source, *, top: int | None = 5) -> list[Match]:
         weights: a path, or a state dict (or checkpoint dict) already in memory.
         top: how many matches to return (``None``: all).
     """
-    state, _, run_model = _source(weights)
-    return _rank(state, run_model)[:top]
+    src = _source(weights)
+    return _rank(src.state, src.run_model)[:top]
 
 
 def _rank(state: Mapping[str, Tensor], run_model: str | None) -> list[Match]:
@@ -639,20 +857,23 @@ def _rank(state: Mapping[str, Tensor], run_model: str | None) -> list[Match]:
     return list(best.values())
 
 
-def convert_state_dict(weights: Source, model: str | nn.Module) -> StateDict:
-    """A file's state dict in a cnnzoo model's keys, through the model's best-fitting layout.
+def convert_state_dict(weights: Source, model: str | nn.Module, *, layout: str | None = None) -> StateDict:
+    """A file's state dict in a cnnzoo model's keys, through the layout it is identified as
+    (:func:`identify_layout`; ``layout`` names one, e.g. ``"timm resnet50"``, or a library).
 
     The file's head is kept as it is (with its own class count); optional parts the model lacks are
     dropped. ``model`` is a registry name (its default build) or a built model.
 
     Raises:
-        WeightsMismatchError: the file fits none of the model's layouts.
+        WeightsMismatchError: the file fits none of the model's layouts (or not ``layout``).
+        WeightsAmbiguousError: two libraries' layouts fit and map it differently, and nothing decides.
     """
-    state, label, run_model = _source(weights)
+    src = _source(weights)
     target = _registered_target(model) if isinstance(model, str) else _target_of(model)
-    fit = _best_fit(state, target, run_model)
+    fit, verdict = _decide(src, target, layout)
     if not fit.diff.fits:
-        raise _mismatch_error(label, target, fit, state, run_model)
+        raise _mismatch_error(src.label, target, fit, src.state, src.run_model)
+    _refuse_ambiguous(src, verdict)
     return {k: fit.state[k] for k in target.shapes if k in fit.state}  # in the model's key order
 
 
@@ -694,6 +915,9 @@ class LoadReport(NamedTuple):
         unexpected: file keys the model has no place for, dropped.
         head_reset: the classifier keys left freshly initialised (another class count).
         notices: the one-line notices (also warned as :class:`WeightsWarning` unless ``warn=False``).
+        library: the library identified as the file's source (:attr:`Verdict.library`): None when
+            torchvision's and timm's layouts cannot be told apart (they then load it the same).
+        identified: why that layout, in one line (:attr:`Verdict.reason`).
     """
 
     source: str
@@ -703,9 +927,13 @@ class LoadReport(NamedTuple):
     unexpected: tuple[str, ...]
     head_reset: tuple[str, ...]
     notices: tuple[str, ...]
+    library: str | None = None
+    identified: str = ""
 
 
-def load_weights(model: nn.Module, weights: Source, *, strict: bool = True, warn: bool = True) -> LoadReport:
+def load_weights(
+    model: nn.Module, weights: Source, *, strict: bool = True, warn: bool = True, layout: str | None = None
+) -> LoadReport:
     """Load a torchvision, timm or cnnzoo checkpoint into a built model, through its key maps.
 
     Args:
@@ -714,28 +942,26 @@ def load_weights(model: nn.Module, weights: Source, *, strict: bool = True, warn
         strict: refuse a file that does not fit (the default); ``False`` loads the keys that fit,
             keeps the model's init elsewhere, and says so in a notice.
         warn: emit each notice as a :class:`WeightsWarning`.
+        layout: the layout to load through (``"timm resnet50"``, or a library's name), where the
+            file alone does not decide (:func:`identify_layout`).
 
     Raises:
-        WeightsError: the file cannot be read; :class:`WeightsMismatchError`: it does not fit.
+        WeightsError: the file cannot be read; :class:`WeightsMismatchError`: it does not fit;
+        :class:`WeightsAmbiguousError`: two libraries' layouts fit it differently and nothing decides.
     """
-    state, label, run_model = _source(weights)
-    return _load_state(model, state, label, run_model, strict=strict, warn=warn, stacklevel=3)
+    return _load_state(model, _source(weights), strict=strict, warn=warn, stacklevel=3, layout=layout)
 
 
 def _load_state(
-    model: nn.Module,
-    state: StateDict,
-    label: str,
-    run_model: str | None,
-    *,
-    strict: bool,
-    warn: bool,
-    stacklevel: int,
+    model: nn.Module, src: _Src, *, strict: bool, warn: bool, stacklevel: int, layout: str | None = None
 ) -> LoadReport:
     target = _target_of(model)
-    fit = _best_fit(state, target, run_model)
+    fit, verdict = _decide(src, target, layout)
+    label = src.label
     if strict and not fit.diff.loads:
-        raise _mismatch_error(label, target, fit, state, run_model)
+        raise _mismatch_error(label, target, fit, src.state, src.run_model)
+    if fit.diff.fits:
+        _refuse_ambiguous(src, verdict)
     own = target.shapes
     take = {k: v for k, v in fit.state.items() if own.get(k) == tuple(v.shape)}
     model.load_state_dict(take, strict=False)
@@ -747,6 +973,8 @@ def _load_state(
         unexpected=tuple(k for k in fit.state if k not in own),
         head_reset=fit.diff.head,
         notices=tuple(_notices(model, target, fit, label, strict)),
+        library=verdict.library,
+        identified=verdict.reason,
     )
     if warn:
         for text in report.notices:
@@ -808,15 +1036,15 @@ def build_with_weights(
     """
     from cnnzoo.registry import create_model
 
-    state, label, run_model = _source(weights)
+    src = _source(weights)
     if num_classes is None or in_chans is None:
         with torch.device("meta"):
             probe = create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
-        args = _best_fit(state, _target_of(probe), run_model).diff.build_args
+        args = _best_fit(src.state, _target_of(probe), src.run_model).diff.build_args
         num_classes = args.get("num_classes") if num_classes is None else num_classes
         in_chans = args.get("in_chans") if in_chans is None else in_chans
     model = create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    _load_state(model, state, label, run_model, strict=True, warn=True, stacklevel=4)
+    _load_state(model, src, strict=True, warn=True, stacklevel=4)
     if not isinstance(weights, Mapping):
         pre = read_preprocessing(weights)
         if pre is not None:
@@ -902,8 +1130,12 @@ def _run_preprocessing(path: Path, model: nn.Module) -> Preprocessing | None:
     except (OSError, ValueError, KeyError, CnnzooError):
         return None
     names = spec.classes
-    if cfg.get("classes"):
-        names = tuple(names[c] for c in cfg["classes"] if 0 <= c < len(names))
+    if cfg.get("class_names"):  # what the run trained on, after --classes (an imagefolder's folders too)
+        names = tuple(str(c) for c in cfg["class_names"])
+    elif cfg.get("classes"):  # runs from before class_names was recorded
+        from cnnzoo.data.subsets import resolve_classes
+
+        names = tuple(names[i] for i in resolve_classes(cfg["classes"], names, spec.name))
     side = int(cfg.get("input_size") or model.default_cfg.input_size[-1])
     c = int(getattr(model, "in_chans", len(spec.mean)))
     mean, std = spec.mean, spec.std
@@ -943,9 +1175,11 @@ def save_cnnzoo_weights(
     model: str,
     preprocessing: Preprocessing,
     source: str = "",
+    source_layout: str = "",
 ) -> Path:
     """Write a state dict in cnnzoo keys as safetensors, atomically, with the preprocessing in its
-    metadata (:data:`PREPROCESSING_KEY`), the model's name and the source file's name."""
+    metadata (:data:`PREPROCESSING_KEY`), the model's name, the source file's name and the layout it
+    was read as (``cnnzoo_source_layout``)."""
     from safetensors.torch import save_file
 
     from cnnzoo.io import atomic_write
@@ -953,6 +1187,8 @@ def save_cnnzoo_weights(
     meta = {"format": "pt", "cnnzoo_model": model, PREPROCESSING_KEY: preprocessing.to_json()}
     if source:
         meta["cnnzoo_source"] = source
+    if source_layout:
+        meta["cnnzoo_source_layout"] = source_layout
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
 
@@ -960,7 +1196,6 @@ def save_cnnzoo_weights(
 def apply_preprocessing(model: nn.Module, pre: Preprocessing) -> None:
     """Set a built model's ``default_cfg`` mean, std and input size from ``pre``; its interpolation
     and class names go to ``default_cfg.extra`` (``interpolation``, ``class_names``)."""
-    from dataclasses import replace
 
     cfg = getattr(model, "default_cfg", None)
     if cfg is None:
@@ -1367,5 +1602,32 @@ OPTIONAL_PARTS.append(
     # torchvision saves AuxLogits with aux_logits=True (its released file has them) and not otherwise
     OptionalPart(
         "inception_v3*", ("AuxLogits.*", "aux.*"), "build it with aux_logits=False to leave them out"
+    )
+)
+
+# ---------------------------------------------------------------------------------------------------
+# timm's twins of torchvision's layouts. timm's ResNets, ResNeXts and wide ResNets (torchvision's
+# v1.5 design), its DenseNets (BatchNormAct2d fuses each norm and ReLU under torchvision's names) and
+# its Inception v3 (torchvision's, without the aux head) have torchvision's state_dict keys and
+# shapes, key for key, and compute the same function of them: identical keys mean an identical
+# mapping here, so a file loads correctly whichever library saved it. They are registered as timm
+# layouts too, so that identify_layout says that such a file could be either (and which evidence
+# there is), instead of calling every one torchvision's. tests/test_weights_layouts.py checks the keys
+# of every pair on the meta device and, with random weights, that both libraries' files give the
+# libraries' outputs.
+_TIMM_TWINS = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+    "densenet121", "densenet161", "densenet169", "densenet201", "inception_v3",
+)  # fmt: skip
+_TIMM_TWIN_NOTES = {
+    "inception_v3": "timm's inception_v3 is torchvision's network without the aux head; its checkpoints "
+    "differ in the input normalisation they expect (see timm's pretrained_cfg)",
+}
+register_key_map(
+    *(
+        replace(km, library="timm", note=_TIMM_TWIN_NOTES.get(km.layout, "torchvision's keys, in timm"))
+        for km in list(KEY_MAPS)
+        if km.library == "torchvision" and km.layout in _TIMM_TWINS
     )
 )

@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="the cnnzoo model the file is for")
     p.add_argument("--out", required=True, metavar="F.safetensors")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument(
+        "--layout",
+        default=None,
+        metavar="LIBRARY[-LAYOUT]",
+        help="the layout to read the file as (timm, torchvision, timm-resnet50...), where the file alone "
+        "cannot tell two layouts that map it differently apart",
+    )
     p.add_argument("--mean", type=_floats, default=None, metavar="A,B,C", help="override the recorded mean")
     p.add_argument("--std", type=_floats, default=None, metavar="A,B,C", help="override the recorded std")
     p.add_argument("--input-size", type=int, default=None, metavar="SIDE", help="override the input side")
@@ -74,7 +81,14 @@ def _refuse_overwrite(out: Path, force: bool) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from cnnzoo.weights import file_format, identify, read_preprocessing, read_state_dict
+    from cnnzoo.weights import (
+        KEY_MAPS,
+        file_format,
+        identify,
+        identify_layout,
+        read_preprocessing,
+        read_state_dict,
+    )
 
     state = read_state_dict(args.file)
     n = sum(v.numel() for v in state.values())
@@ -83,7 +97,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     fitting = [m for m in matches if m.fits]
     if fitting:
         best = fitting[0]
-        print(f"layout: {best.name} ({best.library})" + (f"; {best.note}" if best.note else ""))
+        verdict = identify_layout(args.file, best.model)
+        if verdict.library is None and verdict.twins:  # the keys cannot tell the libraries apart
+            kind = "the same mapping" if verdict.same_mapping else "they load it differently"
+            print(f"layout: {' or '.join(verdict.twins)} (indistinguishable; {kind})")
+        else:
+            note = next((km.note for km in KEY_MAPS if km.name == verdict.layout), best.note)
+            library = verdict.library or best.library
+            print(f"layout: {verdict.layout or best.name} ({library})" + (f"; {note}" if note else ""))
+        print(f"identified: {verdict.reason}")
+        print(f"evidence: {'; '.join(verdict.evidence)}")
         print("fits:")
         for m in fitting[: args.top]:
             build = ", ".join(f"{k}={v}" for k, v in m.diff.build_args.items())
@@ -116,13 +139,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     from cnnzoo.errors import ConfigError
     from cnnzoo.registry import create_model
-    from cnnzoo.weights import convert_state_dict, default_preprocessing, identify, save_cnnzoo_weights
+    from cnnzoo.weights import (
+        convert_state_dict,
+        default_preprocessing,
+        identify,
+        identify_layout,
+        save_cnnzoo_weights,
+    )
 
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out {out} must end in .safetensors (cnnzoo writes safetensors only)")
     _refuse_overwrite(out, args.force)
-    state = convert_state_dict(args.file, args.model)  # refuses a file that does not fit, naming what it fits
+    # refuses a file that does not fit (naming what it fits), or one whose layout only --layout decides
+    state = convert_state_dict(args.file, args.model, layout=args.layout)
+    verdict = identify_layout(args.file, args.model, layout=args.layout)
     match = next((m for m in identify(args.file, top=None) if m.model == args.model), None)
     with torch.device("meta"):
         model = create_model(args.model, **(match.diff.build_args if match else {}))
@@ -145,7 +176,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"{what} has {len(values)} values and the model takes {pre.input_size[0]} channels"
             )
-    save_cnnzoo_weights(state, out, model=args.model, preprocessing=pre, source=Path(args.file).name)
+    layout = " or ".join(verdict.twins) if verdict.library is None and verdict.twins else verdict.layout
+    save_cnnzoo_weights(
+        state, out, model=args.model, preprocessing=pre, source=Path(args.file).name, source_layout=layout
+    )
     print(
         f"wrote {out}: {len(state)} tensors in {args.model}'s keys; input {'x'.join(map(str, pre.input_size))} "
         f"{pre.interpolation}, mean {pre.mean}, std {pre.std}, {len(pre.class_names)} class names"

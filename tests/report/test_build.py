@@ -159,3 +159,21 @@ def test_a_model_with_weights_shows_its_filters(tmp_path, page_data):
     # He et al.: conv1 is 64 kernels of 7×7×3, shown as one RGB grid of 16 columns
     assert m["filters"]["layer"] == "conv1" and m["filters"]["shape"] == [64, 3, 7, 7]
     assert _png(m["filters"]["image"]).shape == (4 * 8 - 1, 16 * 8 - 1, 3)
+
+
+def test_a_class_subset_run_page_shows_its_own_classes(tmp_path, page_data):
+    """A --classes run (by name and by id) is shown on its own test images, labelled by its names."""
+    from cnnzoo.train.config import TrainConfig
+    from cnnzoo.train.loop import fit
+
+    out = tmp_path / "sub"
+    cfg = TrainConfig(
+        model="lenet5_relu", classes=("Shirt", 0), train_per_class=16, epochs=1, batch_size=16,
+        test_samples=64, threads=1, warmup_epochs=0, out=str(out),
+    )  # fmt: skip
+    fit(cfg, progress=False, report=False)  # no confusion_matrix.csv: the page evaluates its examples
+    r = page_data(model_page(str(out)))["run"]
+    assert r["confusion"]["classes"] == ["Shirt", "T-shirt/top"]
+    counts = np.array(r["confusion"]["counts"])
+    assert counts.shape == (2, 2) and counts.sum() > 0
+    assert {w["true"] for w in r["examples"]["wrong"]} <= {"Shirt", "T-shirt/top"}

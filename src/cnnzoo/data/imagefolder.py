@@ -7,6 +7,10 @@ DataLoader worker processes, resized so the short side is ``size · 256/224`` an
 ``size`` (the ImageNet evaluation convention), and batched as uint8. Random augmentation happens
 afterwards on whole batches (``cnnzoo.train.augment``), from the trainer's generator, so a run is
 reproducible and resumable whatever the number of workers.
+
+``select`` (``--classes``) keeps some classes only, by folder name or by index among the sorted
+folder names, in the order given and relabelled ``0..k-1``; ``classes`` then holds their names, so
+the report and the per-class accuracy read them (:func:`cnnzoo.data.subsets.resolve_classes`).
 """
 
 from __future__ import annotations
@@ -88,6 +92,12 @@ class ImageFolderFeed(Feed):
         workers: DataLoader worker processes decoding images.
         classes: class names to enforce (the train split's, for the test split).
         memory_format: of the input batches.
+        select: keep only these classes (folder names or indices among the sorted folders), in this
+            order, labelled by their position; the split's other folders are ignored.
+
+    Raises:
+        UnknownClassError: a ``select`` name that is no folder of the split (the message lists them).
+        DatasetFormatError: no class folders, no images, or folders that ``classes`` lacks.
     """
 
     def __init__(
@@ -103,15 +113,20 @@ class ImageFolderFeed(Feed):
         workers: int = 2,
         classes: tuple[str, ...] | None = None,
         memory_format: torch.memory_format = torch.contiguous_format,
+        select: Sequence[int | str] | None = None,
     ) -> None:
         from torchvision.datasets.folder import find_classes, make_dataset
+
+        from cnnzoo.data.subsets import resolve_classes
 
         self.dir = find_split_dir(root, split)
         found, _ = find_classes(str(self.dir)) if any(p.is_dir() for p in self.dir.iterdir()) else ([], {})
         if not found:
             raise DatasetFormatError(f"{self.dir}: no class folders; expected {self.dir}/<class>/<image>")
+        if select:
+            found = [found[i] for i in resolve_classes(list(select), found, f"the imagefolder {self.dir}")]
         self.classes = tuple(classes) if classes is not None else tuple(found)
-        unknown = sorted(set(found) - set(self.classes))
+        unknown = [c for c in found if c not in self.classes]
         if unknown:
             raise DatasetFormatError(f"{self.dir}: class folder(s) {unknown[:5]} are not in the train split")
         index = {c: i for i, c in enumerate(self.classes)}

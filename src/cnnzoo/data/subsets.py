@@ -2,7 +2,10 @@
 
 ``--classes 5,6,7,8,9`` keeps those classes of every split and relabels them ``0..k-1`` in the order
 given, so that a model trained on classes 0–4 and one trained on 5–9 both have a 5-way head (the
-lecture's transfer setting). ``--train-per-class N`` then takes N training images of each class,
+lecture's transfer setting). A class is given by its index or by its name (``--classes
+Sandal,Sneaker``; for an ImageFolder tree, the folder's name, its index being its position among the
+sorted folder names); an entry that is exactly a class's name is that class, so a tree of folders
+``0`` … ``9`` is selected by folder name (:func:`resolve_classes`). ``--train-per-class N`` then takes N training images of each class,
 drawn by the seed: the "few labels" of the lecture, the same images for every mode compared.
 """
 
@@ -16,26 +19,66 @@ from torch import Tensor
 from cnnzoo.data.datasets import ImageDataset
 from cnnzoo.errors import ConfigError
 
-__all__ = ["select_classes", "per_class_indices"]
+__all__ = ["UnknownClassError", "resolve_classes", "select_classes", "per_class_indices"]
+
+#: how many class names an error lists before it says how many there are
+_SHOWN = 20
 
 
-def select_classes(ds: ImageDataset, classes: Sequence[int]) -> ImageDataset:
-    """The images of ``classes`` only, labelled by their position in ``classes``.
+class UnknownClassError(ConfigError):
+    """A ``--classes`` name that is not one of the dataset's classes; the message lists them."""
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOWN else "")
+
+
+def resolve_classes(wanted: Sequence[int | str], names: Sequence[str], dataset: str) -> list[int]:
+    """The positions in ``names`` (a dataset's classes, index = label) of the ``--classes`` entries.
+
+    An entry that is exactly a class's name (an int compared as its digits) is that class; else an
+    int, or a string of digits, is an index. The order given is kept.
 
     Raises:
-        ConfigError: an id outside the dataset's classes, or one given twice.
+        UnknownClassError: a name that is no class of ``dataset`` (the message lists its classes).
+        ConfigError: an index out of range, or a class given twice (by name or index).
     """
-    ids = list(classes)
-    if not ids:
-        return ds
-    bad = [c for c in ids if not 0 <= c < ds.num_classes]
+    given = ",".join(map(str, wanted))
+    where = {n: i for i, n in enumerate(names)}
+    ids, bad = [], []
+    for c in wanted:
+        if str(c) in where:
+            ids.append(where[str(c)])
+        elif isinstance(c, int) or (isinstance(c, str) and c.isdigit()):
+            (ids if 0 <= int(c) < len(names) else bad).append(int(c))
+        else:
+            raise UnknownClassError(
+                f"--classes {given}: {dataset} has no class {c!r}; its classes are {_listed(names)} "
+                f"(or give indices 0..{len(names) - 1})"
+            )
     if bad:
         raise ConfigError(
-            f"--classes {','.join(map(str, ids))}: {ds.name} has classes 0..{ds.num_classes - 1}, "
+            f"--classes {given}: {dataset} has classes 0..{len(names) - 1}, "
             f"so {', '.join(map(str, bad))} is out of range"
         )
     if len(set(ids)) != len(ids):
-        raise ConfigError(f"--classes {','.join(map(str, ids))} repeats a class; give each class id once")
+        twice = sorted({names[i] for i in ids if ids.count(i) > 1})
+        raise ConfigError(f"--classes {given} repeats a class ({', '.join(twice)}); give each class once")
+    return ids
+
+
+def select_classes(ds: ImageDataset, classes: Sequence[int | str]) -> ImageDataset:
+    """The images of ``classes`` (indices or names, :func:`resolve_classes`) only, labelled by their
+    position in ``classes``.
+
+    Raises:
+        UnknownClassError: a class name the dataset lacks.
+        ConfigError: an id outside the dataset's classes, or one given twice.
+    """
+    if not list(classes):
+        return ds
+    ids = resolve_classes(list(classes), ds.classes, ds.name)
     relabel = torch.full((ds.num_classes,), -1, dtype=torch.long)
     relabel[torch.tensor(ids)] = torch.arange(len(ids))
     new = relabel[ds.labels]

@@ -103,9 +103,11 @@ def stage_maps(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
 def _test_feed(config: dict[str, Any], model: nn.Module, flops_per_image: float):
     from cnnzoo.data import load_dataset
     from cnnzoo.data.feed import DataFeed
+    from cnnzoo.data.subsets import select_classes
     from cnnzoo.data.transforms import resolve_input
 
     ds = load_dataset(config["data"], "test", data_dir=config.get("data_dir"))
+    ds = select_classes(ds, config.get("classes") or ())  # a --classes run: its classes, its labels
     size, mode = resolve_input(model.default_cfg, config.get("input_size"), ds.images.shape[-1])
     feed = DataFeed(ds, size=size, mode=mode, in_chans=model.in_chans, device=torch.device("cpu"))
     n = int(min(EXAMPLES, max(MIN_EXAMPLES, EXAMPLE_FLOPS // max(flops_per_image, 1.0))))

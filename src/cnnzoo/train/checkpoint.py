@@ -22,7 +22,14 @@ from cnnzoo.errors import CnnzooError
 from cnnzoo.io import atomic_write, sha256_file
 from cnnzoo.rundir import RunDir, RunDirError
 
-__all__ = ["CheckpointError", "save_weights", "load_weights", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "ResumeMismatchError",
+    "save_weights",
+    "load_weights",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 STATE_FORMAT = "cnnzoo-train-state"
 STATE_VERSION = 2  # 2: RunState (EMA, validation record, tallies by name)
@@ -74,6 +81,11 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
 
 class CheckpointError(CnnzooError, ValueError):
     """A training checkpoint is missing, truncated, inconsistent or not from cnnzoo."""
+
+
+class ResumeMismatchError(CheckpointError):
+    """A ``--resume`` that is not the run it continues: a fine-tuning run resumed with another mode,
+    source, weights or option than it recorded, or resumed by the command of another kind of run."""
 
 
 def save_checkpoint(run_dir: str | Path, model: nn.Module, state: dict[str, Any]) -> Path:

@@ -40,6 +40,12 @@ def _tuple_of(kind: type) -> Any:
     return parse
 
 
+def _ids_or_names(text: str) -> tuple[int | str, ...]:
+    """``--classes 5,6,7`` or ``--classes cat,dog`` (a name may hold spaces: ``Ankle boot``)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+
+
 def _json_dict(text: str) -> dict:
     try:
         d = json.loads(text)
@@ -59,6 +65,8 @@ def _flag_kwargs(name: str, hint: Any) -> dict[str, Any]:
         return _flag_kwargs(name, inner[0])
     if hint is bool:
         return {"action": argparse.BooleanOptionalAction}
+    if origin is tuple and typing.get_origin(args[0]) in (typing.Union, types.UnionType):
+        return {"type": _ids_or_names, "metavar": "A,B,..."}  # int | str entries: --classes
     if origin is tuple:
         return {"type": _tuple_of(args[0]), "metavar": "A,B" if args[-1] is not Ellipsis else "A,B,..."}
     if origin is dict or hint is dict:

@@ -65,7 +65,8 @@ FIELD_HELP: dict[str, str] = {
     "eval_every": "evaluate on the test set every N epochs and after the last one (0 = after the last "
     "one only)",
     "train_samples": "train on a random subset of N images (of those left after --val-samples)",
-    "classes": "keep only these class ids of the dataset, relabelled 0..k-1 in the order given, e.g. 5,6,7,8,9",
+    "classes": "keep only these classes (ids or names; an imagefolder's folder names), relabelled 0..k-1 "
+    "in the order given, e.g. 5,6,7,8,9 or cat,dog",
     "train_per_class": "train on N images of each class, drawn by --seed (of those left after --val-samples)",
     "val_samples": "hold out N training images (drawn by --seed) as a validation split; the plateau "
     "schedule, best.safetensors and --early-stop read it (0 = none)",
@@ -132,7 +133,7 @@ class TrainConfig:
     progressive_sizes: tuple[int, ...] = ()
     eval_every: int = 1
     train_samples: int | None = None
-    classes: tuple[int, ...] = ()
+    classes: tuple[int | str, ...] = ()
     train_per_class: int | None = None
     val_samples: int = 0
     test_samples: int | None = None
@@ -321,13 +322,21 @@ class TrainConfig:
         return self
 
     def _check_classes(self) -> None:
-        """``classes``: distinct non-negative ids (the dataset's class count is checked when it is opened)."""
+        """``classes``: distinct class ids >= 0 or names (the dataset's classes are checked when it is
+        opened, :func:`cnnzoo.data.subsets.resolve_classes`)."""
         ids = self.classes
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in ids):
+
+        def ok(c: Any) -> bool:
+            if isinstance(c, str):
+                return bool(c.strip())
+            return isinstance(c, int) and not isinstance(c, bool) and c >= 0
+
+        if not all(ok(c) for c in ids):
             raise ConfigError(
-                f"--classes must be class ids >= 0, e.g. 5,6,7,8,9; got {','.join(map(str, ids))}"
+                f"--classes must be class ids >= 0 or class names, e.g. 5,6,7,8,9 or cat,dog; "
+                f"got {','.join(map(str, ids))}"
             )
-        repeated = sorted({c for c in ids if ids.count(c) > 1})
+        repeated = sorted({c for c in ids if ids.count(c) > 1}, key=str)
         if repeated:
             raise ConfigError(
                 f"--classes names class {', '.join(map(str, repeated))} more than once ({','.join(map(str, ids))}); "

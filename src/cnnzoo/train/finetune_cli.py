@@ -4,6 +4,11 @@ Every ``cnnzoo train`` config field is a flag here too (``--epochs``, ``--classe
 ``--train-per-class``...), so a fine-tuning run and the scratch run it is compared with are set
 the same way. Without ``--lr``, the head's learning rate is the mode's
 (:data:`cnnzoo.train.finetune.DEFAULT_LR`).
+
+``--out DIR --resume`` continues the interrupted fine-tuning run in DIR exactly, with its recorded
+mode and options (give the same MODEL | RUN_DIR [--weights FILE]; an option other than the
+recorded one is refused, naming it). An ``--out`` that holds a run is refused without ``--resume``
+or ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the head)), gradual (unfreeze one stage group every N epochs). The output is a run directory.",
     )
     add_network_arguments(p)
-    p.add_argument("--mode", choices=MODES, default="finetune", help="how to transfer (default finetune)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="how to transfer (default finetune; with --resume the run's)",
+    )
     p.add_argument(
         "--lr-decay",
         type=float,
@@ -38,16 +48,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--unfreeze-every",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
         help="gradual: epochs between unfreezings (default 1)",
     )
     p.add_argument(
         "--freeze",
         action="append",
-        default=[],
+        default=None,
         metavar="PATTERN",
         help="also keep parameters matching this fnmatch pattern frozen, e.g. 'conv1.*' (repeatable)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted fine-tuning run in --out DIR exactly (its recorded mode and options)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out already holds (without it, such a directory is refused)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
     add_config_arguments(p.add_argument_group("config fields (as cnnzoo train)"), exclude=("model",))
@@ -57,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from cnnzoo.errors import ConfigError
     from cnnzoo.train.cli import _print_summary, overrides_from_args
     from cnnzoo.train.config import TrainConfig
     from cnnzoo.train.finetune import DEFAULT_LR, finetune
@@ -64,11 +85,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from cnnzoo.train.runs import open_network
 
     over = overrides_from_args(args)
-    over.setdefault("lr", DEFAULT_LR[args.mode])
-    network = open_network(
-        args.network, weights=args.weights, weights_from=args.weights_from, **over.get("model_kwargs", {})
-    )
-    cfg = TrainConfig.from_dict({**over, "model": network.name})
+    resume = None
+    if args.resume:
+        if not over.get("out"):
+            raise ConfigError("--resume continues the run in --out DIR; give the run's --out")
+        if args.overwrite:
+            raise ConfigError("--resume continues the run in its directory; drop --overwrite (or --resume)")
+        from cnnzoo.rundir import RunDir
+
+        resume = over.pop("out")
+        kwargs = over.get("model_kwargs") or RunDir(resume).read_config().get("model_kwargs", {})
+    else:
+        over.setdefault("lr", DEFAULT_LR[args.mode or "finetune"])
+        kwargs = over.get("model_kwargs", {})
+    network = open_network(args.network, weights=args.weights, weights_from=args.weights_from, **kwargs)
     console = Console()
     if network.run is None and network.weights is None:
         console.print(
@@ -78,18 +108,21 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     try:
         s = finetune(
             network,
-            cfg,
+            None if resume else TrainConfig.from_dict({**over, "model": network.name}),
             mode=args.mode,
             lr_decay=args.lr_decay,
             unfreeze_every=args.unfreeze_every,
-            freeze=tuple(args.freeze),
+            freeze=None if args.freeze is None else tuple(args.freeze),
             console=console,
             progress=not args.no_progress,
+            resume=resume,
+            overrides=over if resume else None,
+            overwrite=args.overwrite,
         )
     except TrainingInterrupted as e:
         print(f"cnnzoo finetune: {e}", file=sys.stderr)
         return 130
     _print_summary(console, s, s.get("out", "the run directory"))
     groups = ", ".join(f"{g['name']} {g['lr']:.3g}" for g in s["finetune"]["groups"])
-    console.print(f"mode {args.mode}; learning rates: {groups}")
+    console.print(f"mode {s['finetune']['mode']}; learning rates: {groups}")
     return 0

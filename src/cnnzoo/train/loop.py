@@ -41,10 +41,16 @@ from torch import Tensor, nn
 
 from cnnzoo.data.feed import Feed
 from cnnzoo.errors import CnnzooError, ConfigError
-from cnnzoo.rundir import METRIC_CORE, TrainingDivergedError, claim
+from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError, claim
 from cnnzoo.train import distributed as D
 from cnnzoo.train import progress as P
-from cnnzoo.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
+from cnnzoo.train.checkpoint import (
+    CheckpointError,
+    ResumeMismatchError,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.evaluate import evaluate, logits_of
 from cnnzoo.train.setup import (
@@ -154,7 +160,7 @@ def _diverged(run: Run, what: str, epoch: int, step: int) -> TrainingDivergedErr
         good = int(ckpts[-1].stem.split("-")[-1])
         kept = (
             f"; the last good checkpoint is kept (after step {good}): resume it with a lower lr, "
-            f"`cnnzoo train --resume {run.dir.path} --lr {lower}`"
+            f"`{run.dir.resume_command()} --lr {lower}`"
         )
     else:
         kept = "; no good checkpoint was written, so start again with a lower --lr or add warmup"
@@ -317,7 +323,7 @@ def _stop_or_checkpoint(run: Run, state: RunState, stop: _StopFlag, hooks: Hooks
         raise TrainingInterrupted(
             f"{why}: checkpoint saved at epoch {state.epoch + 1}, step {state.step_in_epoch}/"
             f"{run.steps_per_epoch} (global step {state.global_step}) in {run.dir.path}. "
-            f"Resume with: cnnzoo train --resume {run.dir.path}",
+            f"Resume with: {run.dir.resume_command()}",
             run.dir.path,
         )
 
@@ -534,6 +540,12 @@ def fit(
     if resume is not None:
         if overwrite:
             raise ConfigError("--resume continues the run in its directory; drop --overwrite (or --resume)")
+        if run_hooks is None and RunDir(resume).finetune_record() is not None:
+            # its model is the source network's with a new head, its optimizer has the mode's groups
+            # and its frozen set changes by epoch: only the hooks of cnnzoo.train.finetune rebuild it
+            raise ResumeMismatchError(
+                f"{resume} holds a `cnnzoo finetune` run; resume it with `{RunDir(resume).resume_command()}`"
+            )
         cfg = resume_config(resume, overrides)
     else:
         if not isinstance(cfg, TrainConfig):

@@ -89,9 +89,7 @@ def run_weights(run_dir: str | Path, weights_from: str | None = None) -> tuple[P
     if kind not in RECORDS:
         raise ConfigError(f"--weights-from must be raw, ema or best, got {kind!r}")
     if not run.summary.is_file():
-        hint = (
-            f"resume it with `cnnzoo train --resume {run.path}`" if run.has_checkpoint() else "train it again"
-        )
+        hint = f"resume it with `{run.resume_command()}`" if run.has_checkpoint() else "train it again"
         raise RunDirError(
             f"{run.path} has no summary.json: the run did not finish, so its weights were never "
             f"recorded; {hint}"

@@ -163,11 +163,6 @@ class Data(NamedTuple):
 def _open_imagefolder(cfg: TrainConfig, device, memory_format, build) -> tuple[Feed, Feed, nn.Module, int]:
     from cnnzoo.data.imagefolder import ImageFolderFeed
 
-    if cfg.classes:
-        raise ConfigError(
-            "--classes selects classes of an in-memory dataset (fashion-mnist, mnist, kmnist, cifar10, "
-            "cifar100); for imagefolder, give a --data-dir whose train/ and test/ hold only those classes"
-        )
     spec, mcfg = dataset_spec(cfg.data), get_model_config(cfg.model)
     size = cfg.input_size or mcfg.input_size[-1]
     if size < mcfg.min_input_size:
@@ -178,8 +173,11 @@ def _open_imagefolder(cfg: TrainConfig, device, memory_format, build) -> tuple[F
     in_chans = mcfg.input_size[0]
     kw = dict(size=size, in_chans=in_chans, mean=spec.mean, std=spec.std, device=device)
     kw.update(workers=cfg.workers, memory_format=memory_format)
-    train = ImageFolderFeed(cfg.data_dir, "train", **kw)
-    test = ImageFolderFeed(cfg.data_dir, "test", classes=train.classes, **kw)
+    train = ImageFolderFeed(cfg.data_dir, "train", select=cfg.classes or None, **kw)
+    # by name: the test split's folders are matched to the train split's classes, whatever it holds besides
+    test = ImageFolderFeed(
+        cfg.data_dir, "test", classes=train.classes, select=train.classes if cfg.classes else None, **kw
+    )
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
     model = build(train.num_classes, in_chans)
     return train, test, model, size
@@ -465,6 +463,7 @@ def resolved_config(run: Run, state: RunState) -> dict[str, Any]:
         "total_steps": run.total_steps,
         "amp_dtype": str(run.amp_dtype).replace("torch.", "") if run.amp_dtype else "off",
         "val_split": run.data.val_split,
+        "class_names": list(run.data.test.classes),  # index = label (after --classes)
         "model_config": model.default_cfg.to_dict(),
         **run.hooks.record,
     }
