@@ -219,3 +219,22 @@ def test_tv_loads_without_aux_and_with_transform_input(tmp_path):
     # the same file into the model with AuxLogits: they stay freshly initialised, and it says so
     with pytest.warns(WeightsWarning, match="has no AuxLogits.*aux_logits=False"):
         create_model("inception_v3_tv", weights=path)
+
+
+def test_min_input_side_is_the_smallest_side_that_fits():
+    """The bisection finds the first side whose maps all fit, as a scan from 1 would, with and
+    without the auxiliary head's constraint."""
+    from cnnzoo.models import inception_v3
+    from cnnzoo.models._inception import map_sides, min_input_side
+
+    v = inception_v3.LAYOUTS["inception_v3"]
+    rows = v.rows
+    for spec in (None, v.aux):
+        side = min_input_side(rows, aux=spec)
+
+        def fits(s, spec=spec):
+            m = map_sides(rows, s)
+            return min(m[rows[-1].name]) >= 2 and (spec is None or min(m[spec.tap]) >= spec.min_side)
+
+        assert fits(side) and not fits(side - 1)
+        assert not any(fits(s) for s in range(1, side))

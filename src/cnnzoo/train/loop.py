@@ -581,8 +581,10 @@ def _fit(
     if resume is not None:
         resume_state(run, state)
     _announce(run, state, resumed=resume is not None)
-    from cnnzoo.train.report import TensorBoardLogger
+    from cnnzoo.train.report import TensorBoardLogger, prewarm
 
+    if report and run.is_main:
+        prewarm()
     test = {}
     bar = P.ProgressBar(
         run.console,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from cnnzoo.io import atomic_write
 
-__all__ = ["confusion_matrix", "per_class_accuracy", "write_report", "TensorBoardLogger"]
+__all__ = ["confusion_matrix", "per_class_accuracy", "write_report", "prewarm", "TensorBoardLogger"]
 
 CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -46,6 +47,30 @@ def per_class_accuracy(cm: Tensor) -> list[float]:
     return [
         float("nan") if t == 0 else float(100.0 * c / t) for c, t in zip(cm.diag().double(), tot, strict=True)
     ]
+
+
+def prewarm() -> threading.Thread:
+    """Import matplotlib's figure and Agg modules and load its font list in a background thread.
+
+    A short run's report is a fixed cost of ~1.3 s, half of it these imports
+    (``benchmarks/train_startup.py``); started when training starts, they overlap the epochs, whose
+    work is in torch kernels that release the GIL. Importing is thread-safe: the report waits on
+    the import lock if it gets there first.
+    """
+
+    def work() -> None:
+        try:
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+            from matplotlib import font_manager
+
+            font_manager.findfont("DejaVu Sans")
+        except Exception:  # the report itself will say what is wrong, in the main thread
+            pass
+
+    t = threading.Thread(target=work, name="cnnzoo-report-prewarm", daemon=True)
+    t.start()
+    return t
 
 
 def _figure(figsize: tuple[float, float], *, ncols: int = 1):
