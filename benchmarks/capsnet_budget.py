@@ -128,7 +128,13 @@ def calibrate(cfg: dict[str, Any], steps: int, tmp: Path) -> float:
         times.append(time.perf_counter())
 
     c = TrainConfig(
-        **{**cfg, "iterations": steps, "warmup_epochs": 0.0, "test_samples": 100, "out": str(tmp / f"calib-{cfg['model']}")}
+        **{
+            **cfg,
+            "iterations": steps,
+            "warmup_epochs": 0.0,
+            "test_samples": 100,
+            "out": str(tmp / f"calib-{cfg['model']}"),
+        }
     )
     fit(c.validate(), console=Console(quiet=True), progress=False, on_step=hook, report=False)
     return (len(times) - 1) * cfg["batch_size"] / (times[-1] - times[0])

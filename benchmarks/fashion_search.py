@@ -48,12 +48,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from cnnzoo.train.data_feed import DataFeed
 from torch import Tensor, nn
 
 from cnnzoo.data import ImageDataset, load_dataset, resolve_input
 from cnnzoo.registry import create_model, get_model_config
 from cnnzoo.train.augment import build_augment
-from cnnzoo.train.data_feed import DataFeed
 from cnnzoo.train.evaluate import evaluate
 from cnnzoo.train.optim import build_optimizer
 from cnnzoo.train.schedules import build_schedule

@@ -80,6 +80,11 @@ def cifar_setting(scale: str) -> dict[str, Any]:
     return {**_BASE, **_CIFAR[scale]}
 
 
+def _side(setting: dict[str, Any]) -> str:
+    side = setting.get("input_size")
+    return f"{side}x{side}" if side else "the model's default size"
+
+
 def describe(setting: dict[str, Any]) -> str:
     """One line for an experiment's setup: widths, images, epochs, input side, optimiser."""
     n = setting.get("train_samples")
@@ -88,7 +93,7 @@ def describe(setting: dict[str, Any]) -> str:
     test = f"{setting['test_samples']:,}" if setting.get("test_samples") else "all"
     return (
         f"widths {widths}, {images} training images, {test} test images, {setting['epochs']} epoch(s), "
-        f"input {setting.get('input_size')}x{setting.get('input_size')}, SGD lr {setting['lr']} momentum "
+        f"input {_side(setting)}, SGD lr {setting['lr']} momentum "
         f"{setting['momentum']} batch {setting['batch_size']} wd {setting['weight_decay']}, "
         f"{setting['schedule']} schedule"
     )
