@@ -745,6 +745,8 @@ def _decide(src: _Src, target: _Target, layout: str | None = None) -> tuple[_Fit
     conflict = (
         f" (the metadata's {src.claim[1]} fits none of its layouts: the keys decide)" if src.claim else ""
     )
+    if not outside:  # a file in cnnzoo's own layout, outside a run directory (a saved state_dict)
+        return verdict(fitting[0], "cnnzoo", f"only cnnzoo's own layout of {name} fits its keys and shapes")
     if len(outside) == 1:
         f = next(f for f in fitting if f.key_map.library == outside[0])
         others = [n for n in names if not n.startswith(outside[0] + " ")]
