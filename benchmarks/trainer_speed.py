@@ -125,19 +125,22 @@ def throughput(rounds: int = 2, *, models: list[str] | None = None, bf16: bool =
         print(
             f"{name:12s} minimal loop {b:8,.0f} img/s (channels_last {c:8,.0f}) | fit fp32+channels_last "
             f"{f:8,.0f} img/s, "
-            + (f"bf16 autocast {h:8,.0f} img/s (bf16 {'faster: on' if h > f else 'slower: off'})" if bf16s
-               else "bf16 not measured")
+            + (
+                f"bf16 autocast {h:8,.0f} img/s (bf16 {'faster: on' if h > f else 'slower: off'})"
+                if bf16s
+                else "bf16 not measured"
+            )
             + f" | checkpoint {ck * 1000:.0f} ms/epoch | ratio fit/minimal {best / b:.2f}x"
             f" (vs channels_last loop {best / c:.2f}x)"
         )
 
 
-def time_to_accuracy(quick: bool, recipes: list[str] | None = None) -> None:
+def time_to_accuracy(quick: bool, recipes: list[str] | None = None, seeds: list[int] | None = None) -> None:
     from rich.console import Console
 
     from cnnzoo.train.recipes import get_recipe
 
-    seeds = [0] if quick else [0, 1, 2]
+    seeds = seeds or ([0] if quick else [0, 1, 2])
     targets = {"fashion-fast": 91.0, "fashion-best": 93.0}
     print(f"== time-to-accuracy (median of {len(seeds)} seed(s)), {torch.get_num_threads()} threads")
     for name, target in targets.items():
@@ -173,14 +176,19 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="one seed for the time-to-accuracy runs")
     p.add_argument("--skip-recipes", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
-    p.add_argument("--recipes", nargs="+", choices=["fashion-fast", "fashion-best"], help="these recipes only")
+    p.add_argument(
+        "--recipes", nargs="+", choices=["fashion-fast", "fashion-best"], help="these recipes only"
+    )
+    p.add_argument(
+        "--seeds", nargs="+", type=int, help="the time-to-accuracy seeds (default 0 1 2; --quick: 0)"
+    )
     p.add_argument("--models", nargs="+", choices=sorted(SUBSET), help="throughput for these models only")
     p.add_argument("--skip-bf16", action="store_true", help="do not time bf16 autocast (slow on most CPUs)")
     args = p.parse_args()
     if not args.skip_throughput:
         throughput(models=args.models, bf16=not args.skip_bf16)
     if not args.skip_recipes:
-        time_to_accuracy(args.quick, args.recipes)
+        time_to_accuracy(args.quick, args.recipes, args.seeds)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,3 @@
-import sys
+from cnnzoo.cli import console_main
 
-from cnnzoo.cli import main
-
-sys.exit(main())
+console_main()

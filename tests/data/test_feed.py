@@ -108,3 +108,16 @@ def test_holdout_split_is_seeded_and_disjoint():
     assert torch.equal(val, expected)  # the documented recipe reproduces it
     with pytest.raises(ValueError, match="cannot hold out"):
         holdout_split(10, 10, seed=0)
+
+
+def test_preload_adapts_the_split_once_and_changes_no_batch(feeds):
+    streamed, memory = feeds
+    fresh = memory.select(list(range(len(memory))))
+    lazy = _epoch(fresh)
+    fresh._adapted = None  # as built: the adapted copy is made on first use
+    fresh.preload()
+    made = fresh._adapted
+    assert made is not None and made.shape == (12, 3, 8, 8)
+    assert all(torch.equal(a, b) for a, b in zip(_epoch(fresh), lazy, strict=True))
+    assert fresh._adapted is made  # reused, not re-adapted
+    streamed.preload()  # nothing to prepare ahead for a streamed feed: a no-op, not an error

@@ -86,7 +86,7 @@ def test_recipe_then_file_then_flags(tmp_path):
 def test_bad_values_are_config_errors_naming_the_fix(tmp_path):
     with pytest.raises(ConfigError, match="unknown recipe"):
         _cfg("--recipe", "fashion-fastest")
-    with pytest.raises(ConfigError, match="amp must be one of off, auto, bf16, fp16"):
+    with pytest.raises(ConfigError, match="amp must be one of off, auto, native, bf16, fp16"):
         _cfg("--amp", "fp8")
     with pytest.raises(ConfigError, match="multistep schedule needs milestones"):
         _cfg("--schedule", "multistep")

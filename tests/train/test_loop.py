@@ -179,6 +179,19 @@ def test_amp_choice_per_device():
         resolve_amp("fp16", cpu)
 
 
+@pytest.mark.parametrize("bf16_hw", [True, False])
+def test_native_amp_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch, bf16_hw):
+    """``native``: bf16 where the CPU has AVX512-BF16 or AMX (else fp32); on CUDA it is ``auto``."""
+    from cnnzoo.train import setup
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16_hw)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert setup.cpu_has_native_bf16() is bf16_hw
+    assert setup.resolve_amp("native", torch.device("cpu")) == (torch.bfloat16 if bf16_hw else None)
+    assert setup.resolve_amp("native", torch.device("cuda")) == torch.float16
+    assert setup.resolve_amp("native", torch.device("mps")) is None
+
+
 def test_features_together_bf16_channels_last_tta_iterations(tmp_path):
     """AdamW, a multistep schedule in iterations, bf16 autocast, channels_last, augmentation and flip TTA."""
     cfg = TrainConfig(

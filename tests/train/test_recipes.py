@@ -213,6 +213,13 @@ def test_fashion_recipes_name_a_registered_model_that_accepts_their_input(name):
     assert all(mc.min_input_size <= s <= r["input_size"] for s in r.get("progressive_sizes", ()))
     assert len(r.get("progressive_sizes", ())) < r["epochs"]  # the last epochs train at the test side
     assert r["eval_mode"] != "flip" or r["hflip"]  # flip TTA only on a model trained with flips
+    import torch
+
+    from cnnzoo.registry import create_model
+
+    with torch.device("meta"):  # the recipe's model_kwargs are the builder's
+        model = create_model(r["model"], num_classes=10, in_chans=1, **r.get("model_kwargs", {}))
+    assert model(torch.empty(2, 1, r["input_size"], r["input_size"], device="meta")).shape == (2, 10)
 
 
 # ------------------------------------------------------------- the recipes of issues 12, 13 and 14

@@ -96,6 +96,10 @@ class Feed(abc.ABC):
         lo, hi = shard_bounds(len(self), rank, world)
         yield from self._span(lo, hi, batch_size)
 
+    def preload(self) -> None:
+        """Do now what the first batch would otherwise do (a no-op where nothing is prepared ahead)."""
+        return None
+
     @abc.abstractmethod
     def _span(self, lo: int, hi: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Batches of the samples ``lo, ..., hi - 1`` in order (the last one may be short)."""
@@ -198,6 +202,10 @@ class DataFeed(Feed):
             device=self.device,
             memory_format=self.memory_format,
         )
+
+    def preload(self) -> None:
+        """Make the adapted copy of the split now (if it fits), rather than at the first batch."""
+        self._source()
 
     def _source(self) -> Tensor | None:
         """The adapted copy of the whole split, made on first use when it fits the limit."""

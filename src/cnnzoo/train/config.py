@@ -15,7 +15,7 @@ from cnnzoo.errors import ConfigError
 
 __all__ = ["TrainConfig", "AMP_MODES", "EVAL_MODES", "FIELD_HELP"]
 
-AMP_MODES = ("off", "auto", "bf16", "fp16")
+AMP_MODES = ("off", "auto", "native", "bf16", "fp16")
 EVAL_MODES = ("none", "center", "flip", "shift", "tencrop")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "rmsprop_tf")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "multistep", "plateau", "cosine", "onecycle")
@@ -79,7 +79,8 @@ FIELD_HELP: dict[str, str] = {
     "seed": "random seed (init, shuffling, augmentation)",
     "device": "auto, cpu, cuda, cuda:1 or mps",
     "threads": "CPU threads (default: torch's)",
-    "amp": "mixed precision: off, auto (fp16 on CUDA, off on CPU), bf16 or fp16",
+    "amp": "mixed precision: off, auto (fp16 on CUDA, off on CPU), native (auto, but bf16 on a CPU "
+    "with AVX512-BF16 or AMX), bf16 or fp16",
     "channels_last": "channels_last memory format for model and inputs",
     "compile": "torch.compile the model",
     "checkpoint_every_steps": "also checkpoint every N optimizer steps (0 = at epoch ends only)",

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnnzoo import _startup
 from cnnzoo.data.feed import Feed
 from cnnzoo.errors import CnnzooError, ConfigError
 from cnnzoo.rundir import METRIC_CORE, RunDir, TrainingDivergedError, claim
@@ -59,6 +60,7 @@ from cnnzoo.train.setup import (
     build_run,
     default_out_dir,
     new_state,
+    prewarm_optimizer_import,
     resolved_config,
     resume_config,
 )
@@ -576,8 +578,13 @@ def _fit(
     run_hooks=None,
 ):
     """:func:`fit` once ``--out`` is claimed: build, restore, loop over the epochs, finish."""
+    prewarm_optimizer_import()
     run = build_run(cfg, t_start=t_start, console=console, hooks=run_hooks)
+    for feed in (run.data.train, run.data.val, run.data.test):
+        if feed is not None:  # their kernels overlap the optimizer's import (prewarm_optimizer_import)
+            feed.preload()
     state = new_state(run)
+    _startup.settle()  # everything start-up imports is alive now; `cnnzoo train` deferred collection
     if resume is not None:
         resume_state(run, state)
     _announce(run, state, resumed=resume is not None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +46,8 @@ __all__ = [
     "resume_config",
     "select_device",
     "resolve_amp",
+    "cpu_has_native_bf16",
+    "prewarm_optimizer_import",
     "default_out_dir",
 ]
 
@@ -76,13 +79,26 @@ def select_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX tiles), where oneDNN's bf16
+    convolutions run about twice as fast as fp32; without them bf16 is emulated and slower."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``--amp`` on ``device`` (None: full fp32).
 
     ``auto`` is fp16 (with a GradScaler) on CUDA and off elsewhere: bf16 autocast on CPUs without
     AMX/AVX512-BF16 is slower than fp32 for these small convnets (``benchmarks/trainer_speed.py``
-    measures it), so it is opt-in there with ``--amp bf16``.
+    measures it), so it is opt-in there with ``--amp bf16``. ``native`` is ``auto`` except on a CPU
+    that computes bf16 in hardware (:func:`cpu_has_native_bf16`), where it is bf16: the choice of a
+    recipe that is timed on whatever CPU it lands on (``fashion-best``).
     """
+    if amp == "native":
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_native_bf16() else None
+        amp = "auto"
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "auto":
@@ -386,6 +402,31 @@ def build_run(cfg: TrainConfig, *, t_start: float, console=None, hooks: RunHooks
         t_start=t_start,
         hooks=hooks,
     )
+
+
+def prewarm_optimizer_import() -> threading.Thread | None:
+    """Import ``torch._dynamo`` in a background thread (None: it is imported already).
+
+    Every ``torch.optim`` optimizer imports it when it is built (torch 2.x wraps their methods in
+    ``torch._disable_dynamo``): 1.2-1.8 s of pure Python at the start of every run on this machine.
+    Started before the data are adapted (torch kernels that release the GIL, 0.7 s for
+    Fashion-MNIST at 32×32), the two overlap (``benchmarks/train_startup.py``). The optimizer
+    waits on the import lock if it gets there first; a failed import is left for it to report.
+    """
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return None
+
+    def work() -> None:
+        try:
+            import torch._dynamo  # noqa: F401
+        except Exception:
+            pass
+
+    t = threading.Thread(target=work, name="cnnzoo-optimizer-import", daemon=True)
+    t.start()
+    return t
 
 
 def new_state(run: Run) -> RunState:
