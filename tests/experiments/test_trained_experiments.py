@@ -125,3 +125,10 @@ def test_first_layer_filters(tmp_path, cache):
     checker = ((k.view(-1, 1) + k.view(1, -1)) % 2 * 2 - 1).double().view(1, 1, 7, 7)
     bump = torch.exp(-((k - 3.0).view(-1, 1) ** 2 + (k - 3.0).view(1, -1) ** 2) / 8).view(1, 1, 7, 7)
     assert energy_above(checker, 0.25) > 0.9 and energy_above(bump, 0.25) < 0.1
+    # white noise's share is the grid's area beyond the cutoff, and random filters land on it
+    from cnnzoo.experiments.first_layer_filters import white_noise_energy_above
+
+    white = white_noise_energy_above(0.25)
+    assert m["white_noise_high_frequency_energy"] == white and abs(white - (1 - math.pi / 16)) < 0.01
+    noise = torch.randn(4000, 1, 7, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert abs(energy_above(noise, 0.25) - white) < 0.01

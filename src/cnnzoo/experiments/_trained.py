@@ -91,10 +91,14 @@ def describe(setting: dict[str, Any]) -> str:
     widths = "-".join(map(str, setting["widths"])) if "widths" in setting else "the model's own"
     images = f"{n:,}" if n else "all"
     test = f"{setting['test_samples']:,}" if setting.get("test_samples") else "all"
+    optimizer = setting.get("optimizer", "sgd")
+    if optimizer == "sgd":
+        optimizer = f"SGD lr {setting['lr']} momentum {setting['momentum']}"
+    else:
+        optimizer = f"{optimizer.capitalize()} lr {setting['lr']}"
     return (
         f"widths {widths}, {images} training images, {test} test images, {setting['epochs']} epoch(s), "
-        f"input {_side(setting)}, SGD lr {setting['lr']} momentum "
-        f"{setting['momentum']} batch {setting['batch_size']} wd {setting['weight_decay']}, "
+        f"input {_side(setting)}, {optimizer} batch {setting['batch_size']} wd {setting['weight_decay']}, "
         f"{setting['schedule']} schedule"
     )
 
