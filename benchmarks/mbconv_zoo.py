@@ -8,7 +8,7 @@ Three parts, each printed as a Markdown table for ``benchmarks/README.md``:
 * ``macs``: conv and linear multiply-adds at the paper resolution from ``cnnzoo.analyze``, next to
   torchvision's ``_ops`` (read from its weights' metadata in the run; ``=`` where cnnzoo's count
   rounds to it) and the papers' figures, with the ratio and the paper's reported top-1;
-* ``learn``: the proof that every variant learns. Each trains ``--steps`` Adam steps (lr 1e-3,
+* ``learn``: the proof that every variant learns. Each trains ``--steps`` Adam steps (lr ``--lr``, default 1e-3;
   batch ``--batch``) on Fashion-MNIST resized to its ``small_input_size`` (64) and is scored on
   ``--test`` test images (chance is 10%). This is the small-input adaptation: the EfficientNets
   at their paper resolutions (up to 600 px) are far too slow for a CPU (``--side`` sets another
@@ -179,7 +179,9 @@ def part_macs(names: list[str]) -> None:
               f"| {ratio} | {top1} |")  # fmt: skip
 
 
-def part_learn(names: list[str], steps: int, batch: int, n_test: int, side: int | None) -> None:
+def part_learn(
+    names: list[str], steps: int, batch: int, n_test: int, side: int | None, lr: float = 1e-3
+) -> None:
     import torch
     from torch import nn
     from torch.optim.swa_utils import update_bn
@@ -199,7 +201,7 @@ def part_learn(names: list[str], steps: int, batch: int, n_test: int, side: int 
         model = create_model(name, in_chans=1, num_classes=10, drop_path_rate=0.0, dropout=0.0)
         model.reset_classifier(10)  # a fine-tuning head: PyTorch's Linear init (module docstring)
         model = model.to(memory_format=cl)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
 
         def prep(images, side=side):
             return adapt_images(
@@ -237,6 +239,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="builds per timing (the best is kept)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3, help="the learn part's Adam lr")
     ap.add_argument("--test", type=int, default=1000, help="test images (a multiple of 250)")
     ap.add_argument("--side", type=int, default=None, help="input side (default: each small_input_size, 64)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads (1: no oversubscription)")
@@ -254,7 +257,7 @@ def main() -> int:
         part_macs(names)
         print()
     if args.part in ("learn", "all"):
-        part_learn(names, args.steps, args.batch, args.test, args.side)
+        part_learn(names, args.steps, args.batch, args.test, args.side, args.lr)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
 

@@ -45,7 +45,11 @@ Choices the paper leaves open, and where the variants depart from it:
   170,000 iterations; in short runs (600 SGD steps of 32 Fashion-MNIST images, lr 0.04 to 0.003)
   it never left chance, where He's init learns (a 150-step run at lr 0.005: 58 %). The ReLU
   after conv10 can also silence every class for good at a high learning rate (measured at 0.01
-  with either init), so SqueezeNet wants lower rates than the BN nets.
+  with either init), so SqueezeNet wants lower rates than the BN nets. The bypass variants add
+  each fire module's input to its output, so under He's init the features grow ~7× (simple) and
+  ~50× (complex) by fire9, and SGD at 0.005 leaves them at chance; Adam, whose step does not
+  scale with that growth, trains both in 150 steps (simple: He, lr 1e-4, 55 %; complex: Caffe's
+  init, lr 1e-3, 26 %; ``benchmarks/fashion_short_runs.py``).
 * **Minimum input**: 21×21 (v1.1: 17×17), the smallest side whose maps stay non-empty through the
   ceil-mode pools (no batch norm here, so a 1×1 last map trains). torchvision states the same.
 * **Fashion-MNIST**: 28×28 images are resized to 64×64 (a 3×3 map at fire9; 4×4 for v1.1).
