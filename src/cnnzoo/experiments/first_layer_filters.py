@@ -52,6 +52,14 @@ def setting_for(scale: str) -> dict[str, Any]:
     return {**_BASE, **_SCALE[scale]}
 
 
+def _radial_frequency(pad: int):
+    """The radial frequency (cycles per input pixel) of every point of a ``pad``×``pad`` DFT grid."""
+    import torch
+
+    f = torch.fft.fftfreq(pad, dtype=torch.float64)
+    return (f.view(-1, 1) ** 2 + f.view(1, -1) ** 2).sqrt()
+
+
 def filter_spectra(weight, pad: int = 32):
     """Each filter's spectral energy (channels summed) on a ``pad``×``pad`` DFT grid, and the
     radial frequency (cycles per input pixel) of every grid point."""
@@ -59,9 +67,7 @@ def filter_spectra(weight, pad: int = 32):
 
     w = weight.detach().double()  # zero-padded, its DFT is the filter's frequency response
     energy = torch.fft.fft2(w, s=(pad, pad)).abs().pow(2).sum(1)  # (filters, pad, pad)
-    f = torch.fft.fftfreq(pad, dtype=torch.float64)
-    radius = (f.view(-1, 1) ** 2 + f.view(1, -1) ** 2).sqrt()
-    return energy, radius
+    return energy, _radial_frequency(pad)
 
 
 def energy_above(weight, cutoff: float) -> float:
@@ -75,11 +81,7 @@ def white_noise_energy_above(cutoff: float, pad: int = 32) -> float:
     """The fraction of a white-noise filter's expected energy above ``cutoff`` (flat spectrum: the
     share of the DFT grid beyond that radius, 1 - π·cutoff² for a cutoff up to ½). A trained filter
     near this value has not yet moved far from a random init."""
-    import torch
-
-    f = torch.fft.fftfreq(pad, dtype=torch.float64)
-    radius = (f.view(-1, 1) ** 2 + f.view(1, -1) ** 2).sqrt()
-    return float((radius > cutoff).double().mean())
+    return float((_radial_frequency(pad) > cutoff).double().mean())
 
 
 def dead_filters(conv1, x) -> int:
