@@ -136,3 +136,23 @@ def test_recipes_command_lists_every_recipe(capsys):
     out = capsys.readouterr().out
     for name in list_recipes():
         assert name[:10] in out
+
+
+def test_cnnzoo_train_has_its_figures_drawn_by_the_helper_started_before_torch(tmp_path, monkeypatch):
+    from cnnzoo.train import figures
+
+    used, start = [], figures.FigureWorker.start
+
+    def recording_start():
+        w = start()
+        used.append(w)
+        return w
+
+    monkeypatch.setattr(figures.FigureWorker, "start", staticmethod(recording_start))
+    out = tmp_path / "run"
+    argv = ["train", "lenet5_relu", "--epochs", "1", "--train-samples", "200", "--test-samples", "100"]
+    assert main([*argv, "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    (worker,) = used
+    assert worker.proc.returncode == 0  # it drew the job and exited; nothing was left running
+    for png in ("confusion_matrix.png", "misclassified.png", "curves.png"):
+        assert (out / png).stat().st_size > 2_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import types
 import typing
@@ -213,12 +214,31 @@ def _print_summary(console, s: dict[str, Any], out: str) -> None:
     )
 
 
+def _figure_helper():
+    """A context holding the helper process that draws the run's figures, or None: started first,
+    before torch is imported, so that it gets matplotlib ready on the core the import leaves idle
+    (:mod:`cnnzoo.train.figures`). Rank 0 alone writes the report."""
+    import contextlib
+
+    from cnnzoo.train.figures import FigureWorker
+
+    worker = FigureWorker.start() if os.environ.get("RANK", "0") == "0" else None
+    return worker if worker is not None else contextlib.nullcontext()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    with _figure_helper() as figures:
+        return _train(args, figures)
+
+
+def _train(args: argparse.Namespace, figures) -> int:
     from rich.console import Console
 
     from cnnzoo.train.config import TrainConfig
     from cnnzoo.train.loop import TrainingInterrupted, fit
+    from cnnzoo.train.setup import prewarm_optimizer_import
 
+    prewarm_optimizer_import()  # as soon as torch is in: it overlaps reading the config and the data too
     console = Console()
     try:
         if args.resume:
@@ -236,10 +256,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 overrides=overrides_from_args(args),
                 overwrite=args.overwrite,
+                figures=figures,
             )
         else:
             cfg = config_from_args(args)
-            s = fit(cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite)
+            s = fit(
+                cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite, figures=figures
+            )
     except TrainingInterrupted as e:
         print(f"cnnzoo train: {e}", file=sys.stderr)
         return 130
@@ -329,6 +352,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    with _figure_helper() as figures:
+        return _demo(args, figures)
+
+
+def _demo(args: argparse.Namespace, figures) -> int:
     from rich.console import Console
     from rich.rule import Rule
 
@@ -345,7 +373,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = TrainConfig(model=args.model, out=args.out, data_dir=args.data_dir)
     if args.epochs:
         cfg.epochs = args.epochs
-    s = fit(cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite)
+    s = fit(cfg, console=console, progress=not args.no_progress, overwrite=args.overwrite, figures=figures)
     console.print(Rule("result"))
     _print_summary(console, s, args.out)
     if s:  # rank 0 ends with the run's page (cnnzoo report RUN_DIR)

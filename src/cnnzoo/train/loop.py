@@ -54,6 +54,7 @@ from cnnzoo.train.checkpoint import (
 )
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.evaluate import evaluate, logits_of
+from cnnzoo.train.figures import FigureWorker
 from cnnzoo.train.setup import (
     Run,
     RunHooks,
@@ -511,6 +512,7 @@ def fit(
     report: bool = True,
     run_hooks: RunHooks | None = None,
     overwrite: bool = False,
+    figures: FigureWorker | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write the run directory. Returns the summary dict.
 
@@ -526,6 +528,9 @@ def fit(
         run_hooks: how a caller builds the model, groups the parameters and acts at each epoch's
             start (:class:`~cnnzoo.train.setup.RunHooks`; ``cnnzoo.train.finetune`` uses them).
         overwrite: replace a run that ``cfg.out`` already holds (else that is an error).
+        figures: the helper process that draws the report's PNGs, started before torch was
+            imported (:class:`~cnnzoo.train.figures.FigureWorker`; ``cnnzoo train`` passes one);
+            default: they are drawn in this process.
 
     A new run that fails before its first checkpoint removes what it created in ``cfg.out`` (and
     only that); once there is a checkpoint, everything stays, to be resumed.
@@ -559,7 +564,15 @@ def fit(
         made = claim(cfg.out, overwrite=overwrite, write=D.detect().is_main)
     try:
         return _fit(
-            cfg, t_start, console, progress, resume, Hooks(stop_after_steps, on_step), report, run_hooks
+            cfg,
+            t_start,
+            console,
+            progress,
+            resume,
+            Hooks(stop_after_steps, on_step),
+            report,
+            run_hooks,
+            figures,
         )
     except BaseException:
         if made is not None and not made.run.has_checkpoint():
@@ -576,6 +589,7 @@ def _fit(
     hooks: Hooks,
     report: bool,
     run_hooks=None,
+    figures: FigureWorker | None = None,
 ):
     """:func:`fit` once ``--out`` is claimed: build, restore, loop over the epochs, finish."""
     prewarm_optimizer_import()
@@ -588,10 +602,8 @@ def _fit(
     if resume is not None:
         resume_state(run, state)
     _announce(run, state, resumed=resume is not None)
-    from cnnzoo.train.report import TensorBoardLogger, prewarm
+    from cnnzoo.train.report import TensorBoardLogger
 
-    if report and run.is_main:
-        prewarm()
     test = {}
     bar = P.ProgressBar(
         run.console,
@@ -613,7 +625,7 @@ def _fit(
             check_good(run, state, test, split="test")
             record_epoch(run, state, val, test, tb, improved=improved)
             save_run_checkpoint(run, state)
-    summary = finish(run, state, test, report=report) if run.is_main else {}
+    summary = finish(run, state, test, report=report, figures=figures) if run.is_main else {}
     D.shutdown()
     return summary
 
@@ -633,9 +645,12 @@ def reported_weights(cfg: TrainConfig, state: RunState) -> str:
     return "ema"
 
 
-def _report(run: Run, module: nn.Module, ev: dict | None, *, write: bool, metrics) -> dict[str, float]:
+def _report(
+    run: Run, module: nn.Module, ev: dict | None, *, write: bool, metrics, figures: FigureWorker | None
+) -> dict[str, float]:
     """The confusion matrix, misclassified images and curves of ``module`` on the test set; returns
-    the per-class top-1. ``ev`` is the last epoch's collected evaluation, if any."""
+    the per-class top-1. ``ev`` is the last epoch's collected evaluation, if any; ``figures`` draws
+    the PNGs (default: this process)."""
     from cnnzoo.train.report import confusion_matrix, per_class_accuracy, write_report
 
     test = run.data.test
@@ -668,17 +683,25 @@ def _report(run: Run, module: nn.Module, ev: dict | None, *, write: bool, metric
         wrong_images=wrong,
         wrong_true=ev.get("wrong_true"),
         wrong_pred=ev.get("wrong_pred"),
+        figures=figures,
     )
 
 
-def finish(run: Run, state: RunState, test: dict[str, dict], *, report: bool = True) -> dict[str, Any]:
+def finish(
+    run: Run,
+    state: RunState,
+    test: dict[str, dict],
+    *,
+    report: bool = True,
+    figures: FigureWorker | None = None,
+) -> dict[str, Any]:
     """Rank 0's end of the run: ``weights.safetensors``, ``ema.safetensors``, the report and ``summary.json``."""
     cfg = run.cfg
     sha = save_weights(state.model, run.dir.weights)
     ema_sha = save_weights(state.ema.module, run.dir.ema) if state.ema is not None else None
     kind = reported_weights(cfg, state)
     module = state.ema.module if kind == "ema" else state.model
-    per_class = _report(run, module, test.get(kind), write=report, metrics=state.metrics)
+    per_class = _report(run, module, test.get(kind), write=report, metrics=state.metrics, figures=figures)
     last, pre = state.metrics[-1], ("ema_" if kind == "ema" else "")
     summary: dict[str, Any] = {
         "model": cfg.model,

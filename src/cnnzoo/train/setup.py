@@ -409,9 +409,11 @@ def prewarm_optimizer_import() -> threading.Thread | None:
 
     Every ``torch.optim`` optimizer imports it when it is built (torch 2.x wraps their methods in
     ``torch._disable_dynamo``): 1.2-1.8 s of pure Python at the start of every run on this machine.
-    Started before the data are adapted (torch kernels that release the GIL, 0.7 s for
-    Fashion-MNIST at 32×32), the two overlap (``benchmarks/train_startup.py``). The optimizer
-    waits on the import lock if it gets there first; a failed import is left for it to report.
+    ``cnnzoo train`` starts it as soon as torch is imported and ``fit`` again (a no-op then) before
+    the data are adapted (torch kernels that release the GIL, 0.7 s for Fashion-MNIST at 32×32), so
+    that it overlaps reading the config and the data (``benchmarks/train_startup.py``). The
+    optimizer waits on the import lock if it gets there first; a failed import is left for it to
+    report.
     """
     import sys
 
