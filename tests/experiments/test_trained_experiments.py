@@ -1,7 +1,8 @@
 """The trained experiments at quick scale: each runs, writes the contract, and shares its nets.
 
 One xdist group (one worker, so one session cache) for the module, so that ``lesion``, ``paths`` and
-``loss_landscape`` reuse the nets ``degradation`` trains, as they do at cpu scale.
+``loss_landscape`` usually reuse the nets ``degradation`` trains, as they do at cpu scale; a test
+that asserts the reuse trains them first itself if they are not there.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def test_degradation(tmp_path, cache):
 
 
 def test_lesion_reuses_the_nets(tmp_path, cache):
+    # degradation trains the nets lesion reads, or finds them cached when it ran first on this worker
+    # (xdist's loadgroup does not always keep the module's tests on one worker)
+    run_experiment("degradation", scale="quick", out=tmp_path / "degradation")
     before = {p.name: p.stat().st_mtime for p in cache.iterdir()}
     r = _quick("lesion", tmp_path, cache)
     assert {p.name: p.stat().st_mtime for p in cache.iterdir()} == before  # nothing retrained
