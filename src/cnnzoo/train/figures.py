@@ -4,9 +4,9 @@
 :class:`FigureJob` and drawn by :func:`draw`, either in the training process or in a
 :class:`FigureWorker`: a helper process that ``cnnzoo train`` starts before it imports torch.
 
-Why a helper process: in a short run the report is a fixed cost of about 1.2 s on the 2-core
-development machine, a third of it importing matplotlib and another third its first figures
-(font loading, glyph caches). While the command imports torch, one core is idle; the helper spends
+Why a helper process: in a short run the report is a fixed cost of 1.3-1.6 s on the 2-core
+development machine: 0.34-0.45 s importing matplotlib and 0.97-1.15 s drawing the first job (against
+0.5-0.7 s for the same job once fonts and glyph caches are loaded). While the command imports torch, one core is idle; the helper spends
 it importing matplotlib and drawing a throwaway set of figures, then sleeps on its input until the
 run ends, so it never competes with the training threads. The run then hands it the job and waits
 (``benchmarks/train_startup.py``). A background *thread* cannot do this: importing holds the GIL,
